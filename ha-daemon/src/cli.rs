@@ -1,0 +1,182 @@
+//! The command line: every subcommand and its arguments, parsed and validated here so
+//! the commands receive typed values.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    ops::RangeInclusive,
+};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Default UDP port of heartbeats.
+pub const DEFAULT_HEARTBEAT_PORT: u16 = 7400;
+/// Default DRBD replication port range (DRBD's customary 7788 and up).
+pub const DEFAULT_REPLICATION_PORTS: &str = "7788-7799";
+
+/// Two-node high-availability failover daemon.
+#[derive(Debug, Parser)]
+#[command(name = "ha-daemon", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Attach the kernel evidence counters to links and print them live.
+    Counters(CountersArgs),
+}
+
+/// Arguments of `ha-daemon counters`.
+#[derive(Debug, clap::Args)]
+pub struct CountersArgs {
+    /// A link to watch, as INTERFACE=PEER[,PEER] with at most one IPv4 and one IPv6 peer
+    /// address. Repeat for several links.
+    #[arg(long = "link", required = true, value_parser = parse_link)]
+    pub links: Vec<LinkArg>,
+    /// UDP port the heartbeats are sent to.
+    #[arg(long, default_value_t = DEFAULT_HEARTBEAT_PORT)]
+    pub heartbeat_port: u16,
+    /// DRBD replication TCP ports, FIRST-LAST (or a single port).
+    #[arg(long, default_value = DEFAULT_REPLICATION_PORTS, value_parser = parse_port_range)]
+    pub replication_ports: RangeInclusive<u16>,
+    /// Print the counters every this many milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub interval_ms: u64,
+    /// Report evidence that ends at least this many milliseconds of silence.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub silence_ms: u64,
+    /// Stop after printing this many times (default: until Ctrl-C).
+    #[arg(long)]
+    pub count: Option<u64>,
+}
+
+/// One `--link` argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkArg {
+    /// Interface name.
+    pub interface: String,
+    /// Peer IPv4 address on this link.
+    pub peer_ipv4: Option<Ipv4Addr>,
+    /// Peer IPv6 address on this link.
+    pub peer_ipv6: Option<Ipv6Addr>,
+}
+
+/// Parses `INTERFACE=PEER[,PEER]`.
+pub fn parse_link(arg: &str) -> Result<LinkArg, String> {
+    let (interface, peers) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("`{arg}`: expected INTERFACE=PEER[,PEER]"))?;
+    if interface.is_empty() || interface.len() > 15 || interface.contains(['/', ' ']) {
+        return Err(format!("`{interface}` is not a valid interface name"));
+    }
+    let mut link = LinkArg {
+        interface: interface.to_owned(),
+        peer_ipv4: None,
+        peer_ipv6: None,
+    };
+    for peer in peers.split(',') {
+        let addr: IpAddr = peer
+            .parse()
+            .map_err(|_| format!("`{peer}` is not an IP address (link {interface})"))?;
+        let duplicate = match addr {
+            IpAddr::V4(v4) => link.peer_ipv4.replace(v4).is_some(),
+            IpAddr::V6(v6) => link.peer_ipv6.replace(v6).is_some(),
+        };
+        if duplicate {
+            return Err(format!(
+                "link {interface}: more than one peer address of the same family"
+            ));
+        }
+    }
+    Ok(link)
+}
+
+/// Parses `FIRST-LAST` or `PORT`.
+pub fn parse_port_range(arg: &str) -> Result<RangeInclusive<u16>, String> {
+    let port = |s: &str| {
+        s.parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("`{s}` is not a port number (1-65535)"))
+    };
+    let (first, last) = match arg.split_once('-') {
+        Some((first, last)) => (port(first)?, port(last)?),
+        None => (port(arg)?, port(arg)?),
+    };
+    if first > last {
+        return Err(format!("port range `{arg}` is empty (first > last)"));
+    }
+    Ok(first..=last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_with_both_families() {
+        let link = parse_link("veth0=192.0.2.2,2001:db8::2").unwrap();
+        assert_eq!(link.interface, "veth0");
+        assert_eq!(link.peer_ipv4, Some(Ipv4Addr::new(192, 0, 2, 2)));
+        assert_eq!(link.peer_ipv6, Some("2001:db8::2".parse().unwrap()));
+    }
+
+    #[test]
+    fn link_errors_name_the_problem() {
+        assert!(parse_link("veth0").unwrap_err().contains("INTERFACE=PEER"));
+        assert!(
+            parse_link("veth0=nope")
+                .unwrap_err()
+                .contains("`nope` is not an IP")
+        );
+        assert!(
+            parse_link("veth0=192.0.2.1,192.0.2.2")
+                .unwrap_err()
+                .contains("more than one")
+        );
+        assert!(
+            parse_link("=192.0.2.1")
+                .unwrap_err()
+                .contains("interface name")
+        );
+        assert!(
+            parse_link("a-very-long-interface-name=192.0.2.1")
+                .unwrap_err()
+                .contains("interface name")
+        );
+    }
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(parse_port_range("7788-7799").unwrap(), 7788..=7799);
+        assert_eq!(parse_port_range("7788").unwrap(), 7788..=7788);
+        assert!(parse_port_range("7799-7788").unwrap_err().contains("empty"));
+        assert!(parse_port_range("0").unwrap_err().contains("not a port"));
+        assert!(
+            parse_port_range("70000")
+                .unwrap_err()
+                .contains("not a port")
+        );
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}

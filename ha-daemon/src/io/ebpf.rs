@@ -1,0 +1,348 @@
+//! I/O driver for the kernel side: load the eBPF object embedded at build time, write
+//! the link configuration, attach XDP (ingress) and tc (egress) on every link interface,
+//! read the per-link counters and stream the edge events.
+//!
+//! Everything attached belongs to [`KernelEvidence`]: dropping it detaches the programs
+//! and frees the maps. Loading fails with a typed [`EbpfError`] the daemon can degrade on
+//! (no object built, no privileges, unknown interface, old kernel).
+
+use std::{
+    io,
+    net::{Ipv4Addr, Ipv6Addr},
+    ops::RangeInclusive,
+    time::Duration,
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode, tc},
+};
+use ha_common::{
+    EdgeEvent, LinkConfig, LinkStats, MAX_LINKS, PEER_IPV4, PEER_IPV6, map_names, program_names,
+};
+use tokio::io::unix::AsyncFd;
+use tracing::{info, warn};
+
+/// The eBPF object built by `build.rs`; empty when the build was skipped.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ha-ebpf"));
+
+/// What the kernel needs to know about one link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkSpec {
+    /// Network interface of this link on this node.
+    pub interface: String,
+    /// The peer's IPv4 address on this link.
+    pub peer_ipv4: Option<Ipv4Addr>,
+    /// The peer's IPv6 address on this link.
+    pub peer_ipv6: Option<Ipv6Addr>,
+    /// UDP port heartbeats are sent to.
+    pub heartbeat_port: u16,
+    /// TCP ports of DRBD replication (either end of a connection).
+    pub replication_ports: RangeInclusive<u16>,
+    /// Evidence after this much silence produces an [`EdgeEvent`].
+    pub silence: Duration,
+}
+
+/// Why the kernel side could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum EbpfError {
+    /// The binary was built without the eBPF object.
+    #[error(
+        "this binary was built without its eBPF object (bpf-linker or nightly rust-src was \
+         missing at build time; run `cargo xtask build-ebpf`)"
+    )]
+    NotBuilt,
+    /// The object did not load (no privileges, verifier rejection, old kernel).
+    #[error("loading the eBPF object failed: {0}")]
+    Load(#[source] aya::EbpfError),
+    /// More links than the maps have room for.
+    #[error("{count} links configured, the kernel maps hold at most {MAX_LINKS}")]
+    TooManyLinks {
+        /// How many were asked for.
+        count: usize,
+    },
+    /// A link without any peer address.
+    #[error("link on {interface}: no peer address")]
+    NoPeerAddress {
+        /// The link's interface.
+        interface: String,
+    },
+    /// An empty port range.
+    #[error("link on {interface}: replication port range {first}-{last} is empty")]
+    EmptyPortRange {
+        /// The link's interface.
+        interface: String,
+        /// First port.
+        first: u16,
+        /// Last port.
+        last: u16,
+    },
+    /// The interface does not exist.
+    #[error("interface {interface}: {source}")]
+    Interface {
+        /// The interface name.
+        interface: String,
+        /// What `if_nametoindex` said.
+        source: io::Error,
+    },
+    /// The object lacks a program or map this code expects.
+    #[error("the eBPF object has no {0}")]
+    Missing(&'static str),
+    /// Loading or attaching a program failed.
+    #[error("{program} on {interface}: {source}")]
+    Attach {
+        /// Program name.
+        program: &'static str,
+        /// Interface name, or "-" when loading.
+        interface: String,
+        /// What aya said.
+        source: ProgramError,
+    },
+    /// The ring buffer could not be registered with the async runtime.
+    #[error("polling the edge-event ring buffer: {0}")]
+    Poll(#[source] io::Error),
+    /// A map operation failed.
+    #[error("map {map}: {source}")]
+    Map {
+        /// Map name.
+        map: &'static str,
+        /// What aya said.
+        source: MapError,
+    },
+}
+
+/// One link as attached: its slot in the maps and how XDP runs on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachedLink {
+    /// Interface name.
+    pub interface: String,
+    /// Interface index in this network namespace.
+    pub ifindex: u32,
+    /// Index into the stats maps.
+    pub slot: u32,
+    /// `Driver` (native) or `Skb` (generic, slower; logged as a warning).
+    pub xdp_mode: XdpMode,
+}
+
+/// The loaded and attached kernel side. Drop detaches everything.
+pub struct KernelEvidence {
+    stats: PerCpuArray<MapData, LinkStats>,
+    links: Vec<AttachedLink>,
+    /// Owns the programs and their attachments; declared last so it is dropped last.
+    _ebpf: Ebpf,
+}
+
+impl KernelEvidence {
+    /// Loads the object, configures `specs` (slot = position in `specs`), attaches both
+    /// programs to every link interface, and returns the edge-event stream with it.
+    /// Must run inside a tokio runtime (the stream registers with its reactor).
+    pub fn load(specs: &[LinkSpec]) -> Result<(Self, EdgeEvents), EbpfError> {
+        if EBPF_OBJECT.is_empty() {
+            return Err(EbpfError::NotBuilt);
+        }
+        if specs.len() > MAX_LINKS as usize {
+            return Err(EbpfError::TooManyLinks { count: specs.len() });
+        }
+        let configs = specs
+            .iter()
+            .zip(0..)
+            .map(|(spec, slot)| Ok((spec, link_config(spec, slot)?, ifindex(&spec.interface)?)))
+            .collect::<Result<Vec<_>, EbpfError>>()?;
+
+        let mut ebpf = EbpfLoader::new()
+            .load(EBPF_OBJECT)
+            .map_err(EbpfError::Load)?;
+        let mut config_map: HashMap<_, u32, LinkConfig> =
+            take_map(&mut ebpf, map_names::LINK_CONFIG)?;
+        for (_, config, ifindex) in &configs {
+            config_map
+                .insert(ifindex, config, 0)
+                .map_err(|source| EbpfError::Map {
+                    map: map_names::LINK_CONFIG,
+                    source,
+                })?;
+        }
+        let stats = take_map(&mut ebpf, map_names::LINK_STATS)?;
+        let ring: RingBuf<MapData> = take_map(&mut ebpf, map_names::EDGE_EVENTS)?;
+        let events = EdgeEvents::register(ring)?;
+
+        let xdp = program::<Xdp>(&mut ebpf, program_names::XDP_INGRESS)?;
+        xdp.load()
+            .map_err(|source| load_error(program_names::XDP_INGRESS, source))?;
+        let mut links = Vec::with_capacity(configs.len());
+        for (spec, config, ifindex) in &configs {
+            let xdp_mode = attach_xdp(xdp, &spec.interface, *ifindex)?;
+            links.push(AttachedLink {
+                interface: spec.interface.clone(),
+                ifindex: *ifindex,
+                slot: config.slot,
+                xdp_mode,
+            });
+        }
+        let tc_egress = program::<SchedClassifier>(&mut ebpf, program_names::TC_EGRESS)?;
+        tc_egress
+            .load()
+            .map_err(|source| load_error(program_names::TC_EGRESS, source))?;
+        for (spec, _, _) in &configs {
+            // Needed only where tc attaches through netlink (kernels before 6.6); an
+            // existing clsact qdisc is fine.
+            let _ = tc::qdisc_add_clsact(&spec.interface);
+            tc_egress
+                .attach(&spec.interface, TcAttachType::Egress)
+                .map_err(|source| EbpfError::Attach {
+                    program: program_names::TC_EGRESS,
+                    interface: spec.interface.clone(),
+                    source,
+                })?;
+        }
+        info!(links = links.len(), "eBPF evidence counters attached");
+        Ok((
+            Self {
+                stats,
+                links,
+                _ebpf: ebpf,
+            },
+            events,
+        ))
+    }
+
+    /// The attached links, in slot order.
+    pub fn links(&self) -> &[AttachedLink] {
+        &self.links
+    }
+
+    /// The counters of the link in `slot`, merged over all CPUs.
+    pub fn stats(&self, slot: u32) -> Result<LinkStats, EbpfError> {
+        let per_cpu = self.stats.get(&slot, 0).map_err(|source| EbpfError::Map {
+            map: map_names::LINK_STATS,
+            source,
+        })?;
+        Ok(per_cpu.iter().fold(LinkStats::default(), |mut total, cpu| {
+            total.merge(cpu);
+            total
+        }))
+    }
+}
+
+/// The stream of "first evidence after silence" events from the kernel.
+pub struct EdgeEvents {
+    ring: AsyncFd<RingBuf<MapData>>,
+}
+
+impl EdgeEvents {
+    #[expect(
+        unsafe_code,
+        reason = "tokio's AsyncFd::register has an fd-validity contract"
+    )]
+    fn register(ring: RingBuf<MapData>) -> Result<Self, EbpfError> {
+        // SAFETY: the RingBuf owns its map fd and returns that same open fd from as_raw_fd
+        // until it is dropped, and the AsyncFd owns the RingBuf, so the fd outlives the
+        // registration.
+        let ring = unsafe { AsyncFd::register(ring) }.map_err(|e| EbpfError::Poll(e.into()))?;
+        Ok(Self { ring })
+    }
+
+    /// Waits for the next event. Records of an unexpected size are skipped with a warning.
+    pub async fn next(&mut self) -> io::Result<EdgeEvent> {
+        loop {
+            let mut guard = self.ring.readable_mut().await?;
+            let ring = guard.get_inner_mut();
+            while let Some(record) = ring.next() {
+                if let Some(event) = EdgeEvent::from_bytes(&record) {
+                    return Ok(event);
+                }
+                warn!(
+                    len = record.len(),
+                    "ignoring edge event record of unexpected size"
+                );
+            }
+            guard.clear_ready();
+        }
+    }
+}
+
+fn link_config(spec: &LinkSpec, slot: u32) -> Result<LinkConfig, EbpfError> {
+    let mut config = LinkConfig {
+        slot,
+        heartbeat_port: spec.heartbeat_port,
+        replication_port_first: *spec.replication_ports.start(),
+        replication_port_last: *spec.replication_ports.end(),
+        silence_ns: u64::try_from(spec.silence.as_nanos()).unwrap_or(u64::MAX),
+        ..LinkConfig::default()
+    };
+    if config.replication_port_first > config.replication_port_last {
+        return Err(EbpfError::EmptyPortRange {
+            interface: spec.interface.clone(),
+            first: config.replication_port_first,
+            last: config.replication_port_last,
+        });
+    }
+    if let Some(v4) = spec.peer_ipv4 {
+        config.peer_families |= PEER_IPV4;
+        config.peer_ipv4 = v4.octets();
+    }
+    if let Some(v6) = spec.peer_ipv6 {
+        config.peer_families |= PEER_IPV6;
+        config.peer_ipv6 = v6.octets();
+    }
+    if config.peer_families == 0 {
+        return Err(EbpfError::NoPeerAddress {
+            interface: spec.interface.clone(),
+        });
+    }
+    Ok(config)
+}
+
+fn ifindex(interface: &str) -> Result<u32, EbpfError> {
+    nix::net::if_::if_nametoindex(interface).map_err(|errno| EbpfError::Interface {
+        interface: interface.to_owned(),
+        source: errno.into(),
+    })
+}
+
+/// Attaches natively, falling back to generic XDP (with a warning) where the driver
+/// has no native support.
+fn attach_xdp(xdp: &mut Xdp, interface: &str, ifindex: u32) -> Result<XdpMode, EbpfError> {
+    match xdp.attach_to_if_index(ifindex, XdpMode::Driver) {
+        Ok(_) => Ok(XdpMode::Driver),
+        Err(native) => {
+            warn!(%interface, error = %native, "native XDP failed, using generic XDP (slower)");
+            xdp.attach_to_if_index(ifindex, XdpMode::Skb)
+                .map(|_| XdpMode::Skb)
+                .map_err(|source| EbpfError::Attach {
+                    program: program_names::XDP_INGRESS,
+                    interface: interface.to_owned(),
+                    source,
+                })
+        }
+    }
+}
+
+fn program<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, EbpfError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(EbpfError::Missing(name))?
+        .try_into()
+        .map_err(|source| load_error(name, source))
+}
+
+fn take_map<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, EbpfError>
+where
+    M: TryFrom<aya::maps::Map, Error = MapError>,
+{
+    ebpf.take_map(name)
+        .ok_or(EbpfError::Missing(name))?
+        .try_into()
+        .map_err(|source| EbpfError::Map { map: name, source })
+}
+
+fn load_error(program: &'static str, source: ProgramError) -> EbpfError {
+    EbpfError::Attach {
+        program,
+        interface: "-".to_owned(),
+        source,
+    }
+}

@@ -1,0 +1,13 @@
+//! The ha-daemon library: everything the `ha-daemon` binary does, as modules.
+//!
+//! - [`cli`]: the command line, parsed into typed arguments.
+//! - [`counters`]: `ha-daemon counters`, live kernel evidence counters per link.
+//! - [`io`]: thin I/O drivers, the only code that makes syscalls or reads clocks
+//!   ([`io::ebpf`] loads and attaches the kernel programs, [`io::clock`] reads the clock).
+//!
+//! Rule: logic that decides anything is pure (time is a parameter, no I/O); the I/O
+//! drivers are thin and only move data between the kernel and that logic.
+
+pub mod cli;
+pub mod counters;
+pub mod io;

@@ -1,0 +1,97 @@
+//! The maps, and the accounting of evidence into them.
+//!
+//! Invariants: counters only grow; `LAST_EVIDENCE[slot]` holds the kernel time of the
+//! newest received evidence on that link (shared by all CPUs, written without a lock: two
+//! CPUs racing at an edge can emit two edge events, never none); per-CPU `LINK_STATS`
+//! entries are merged by the daemon ([`ha_common::LinkStats::merge`]).
+
+use aya_ebpf::{
+    helpers::bpf_ktime_get_ns,
+    macros::map,
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
+};
+use ha_common::{Counters, EdgeEvent, EvidenceKind, LinkConfig, LinkStats, MAX_LINKS};
+
+use crate::parse::{Direction, Evidence};
+
+#[map]
+static LINK_CONFIG: HashMap<u32, LinkConfig> = HashMap::with_max_entries(MAX_LINKS, 0);
+
+#[map]
+static LINK_STATS: PerCpuArray<LinkStats> = PerCpuArray::with_max_entries(MAX_LINKS, 0);
+
+#[map]
+static LAST_EVIDENCE: Array<u64> = Array::with_max_entries(MAX_LINKS, 0);
+
+#[map]
+static EDGE_EVENTS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+
+/// The configuration of the link on interface `ifindex`, if it is one of ours.
+#[inline(always)]
+pub(crate) fn link_config(ifindex: u32) -> Option<LinkConfig> {
+    let ptr = LINK_CONFIG.get_ptr(ifindex)?;
+    // SAFETY: the pointer comes from a successful map lookup and is valid for the
+    // program's run; LinkConfig is plain integers, so a concurrent update can at worst
+    // give a mix of old and new fields, which only affects this one packet's count.
+    Some(unsafe { *ptr })
+}
+
+/// Adds `evidence` to the counters of `cfg`'s link in `direction`; on ingress, also
+/// emits an [`EdgeEvent`] when it ends a silence of at least `cfg.silence_ns`.
+#[inline(always)]
+pub(crate) fn record(ifindex: u32, cfg: &LinkConfig, direction: Direction, evidence: &Evidence) {
+    let Some(stats) = LINK_STATS.get_ptr_mut(cfg.slot) else {
+        return;
+    };
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: the pointer comes from a successful lookup in a per-CPU map, so only this
+    // CPU writes this entry, and programs do not migrate CPUs while running.
+    let stats = unsafe { &mut *stats };
+    let counters: &mut Counters = match direction {
+        Direction::Ingress => &mut stats.rx,
+        Direction::Egress => &mut stats.tx,
+    };
+    let (kind, seq) = match *evidence {
+        Evidence::Heartbeat { seq } => {
+            counters.heartbeat_packets += 1;
+            counters.heartbeat_last_ns = now;
+            counters.heartbeat_last_seq = seq;
+            (EvidenceKind::Heartbeat, seq)
+        }
+        Evidence::Replication { payload_bytes } => {
+            counters.replication_packets += 1;
+            counters.replication_bytes += payload_bytes;
+            counters.replication_last_ns = now;
+            (EvidenceKind::Replication, 0)
+        }
+    };
+    if direction == Direction::Ingress {
+        note_edge(ifindex, cfg, kind, seq, now);
+    }
+}
+
+#[inline(always)]
+fn note_edge(ifindex: u32, cfg: &LinkConfig, kind: EvidenceKind, seq: u64, now: u64) {
+    let Some(last) = LAST_EVIDENCE.get_ptr_mut(cfg.slot) else {
+        return;
+    };
+    // SAFETY: valid pointer from a successful array lookup; a racing write from another
+    // CPU is a benign data race on a u64 (see the module invariant).
+    let previous = unsafe { core::ptr::replace(last, now) };
+    if cfg.silence_ns == 0 || (previous != 0 && now.saturating_sub(previous) < cfg.silence_ns) {
+        return;
+    }
+    let event = EdgeEvent {
+        ifindex,
+        slot: cfg.slot,
+        kind: kind as u32,
+        _pad0: 0,
+        ns: now,
+        previous_ns: previous,
+        seq,
+    };
+    // A full ring buffer loses the wake-up, not the evidence: the counters above still
+    // hold it and the daemon's poll finds it.
+    let _ = EDGE_EVENTS.output::<EdgeEvent>(&event, 0);
+}

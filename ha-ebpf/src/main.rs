@@ -1,0 +1,63 @@
+//! Kernel side: count the peer's signs of life on every link.
+//!
+//! - `ha_xdp_ingress` (XDP, every link interface): heartbeats from the peer and DRBD
+//!   replication segments from the peer.
+//! - `ha_tc_egress` (tc clsact egress, every link interface): the same for what this node
+//!   sends to the peer, so a local transmit stall is visible too.
+//!
+//! Invariant: both programs always let the packet through unchanged (`XDP_PASS`,
+//! `TC_ACT_PIPE`), whatever it contains, however short or malformed it is.
+#![no_std]
+#![no_main]
+#![expect(unsafe_code, reason = "eBPF: packet access, map pointers and helpers")]
+
+mod account;
+mod parse;
+
+use aya_ebpf::{
+    bindings::{TC_ACT_PIPE, xdp_action},
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
+use parse::{Direction, Packet};
+
+#[xdp]
+fn ha_xdp_ingress(ctx: XdpContext) -> u32 {
+    let ifindex = ctx.ingress_ifindex() as u32;
+    if let Some(cfg) = account::link_config(ifindex)
+        && let Some(evidence) = parse::classify(
+            Packet::new(ctx.data(), ctx.data_end()),
+            &cfg,
+            Direction::Ingress,
+        )
+    {
+        account::record(ifindex, &cfg, Direction::Ingress, &evidence);
+    }
+    xdp_action::XDP_PASS
+}
+
+#[classifier]
+fn ha_tc_egress(ctx: TcContext) -> i32 {
+    // SAFETY: `ctx.skb.skb` is the kernel's __sk_buff for this run, valid to read.
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    if let Some(cfg) = account::link_config(ifindex)
+        && let Some(evidence) = parse::classify(
+            Packet::new(ctx.data(), ctx.data_end()),
+            &cfg,
+            Direction::Egress,
+        )
+    {
+        account::record(ifindex, &cfg, Direction::Egress, &evidence);
+    }
+    TC_ACT_PIPE
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";
