@@ -56,7 +56,17 @@ fn main() -> anyhow::Result<()> {
 fn missing_prerequisite() -> Option<String> {
     match which::which("bpf-linker") {
         Ok(path) => println!("cargo:rerun-if-changed={}", path.display()),
-        Err(_) => return Some("bpf-linker is not on PATH".to_owned()),
+        Err(_) => {
+            // A missing path counts as changed, so the next build checks again once
+            // `cargo xtask build-ebpf` has installed it there.
+            if let Some(home) = cargo_home() {
+                println!(
+                    "cargo:rerun-if-changed={}",
+                    home.join("bin/bpf-linker").display()
+                );
+            }
+            return Some("bpf-linker is not on PATH".to_owned());
+        }
     }
     let sysroot = Command::new("rustup")
         .args(["run", "nightly", "rustc", "--print", "sysroot"])
@@ -69,7 +79,14 @@ fn missing_prerequisite() -> Option<String> {
     };
     let core_src = sysroot.join("lib/rustlib/src/rust/library/core");
     if !core_src.exists() {
+        println!("cargo:rerun-if-changed={}", core_src.display());
         return Some("rust-src is not installed for the nightly toolchain".to_owned());
     }
     None
+}
+
+fn cargo_home() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
 }

@@ -39,6 +39,8 @@ pub mod program_names {
     pub const XDP_INGRESS: &str = "ha_xdp_ingress";
     /// tc clsact egress program, attached to every link interface.
     pub const TC_EGRESS: &str = "ha_tc_egress";
+    /// XDP program that only passes; the baseline of the per-packet cost benchmark.
+    pub const XDP_PASS_BASELINE: &str = "ha_xdp_pass_baseline";
 }
 
 /// Bit in [`LinkConfig::peer_families`]: [`LinkConfig::peer_ipv4`] is set.

@@ -52,6 +52,13 @@ fn ha_tc_egress(ctx: TcContext) -> i32 {
     TC_ACT_PIPE
 }
 
+/// Does nothing but pass: the baseline that `cargo xtask bench` subtracts to get the
+/// cost `ha_xdp_ingress` adds per packet. Never attached.
+#[xdp]
+fn ha_xdp_pass_baseline(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {

@@ -27,6 +27,11 @@ use tracing::{info, warn};
 /// The eBPF object built by `build.rs`; empty when the build was skipped.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ha-ebpf"));
 
+/// The embedded eBPF object, or `None` when this binary was built without it.
+pub fn object() -> Option<&'static [u8]> {
+    (!EBPF_OBJECT.is_empty()).then_some(EBPF_OBJECT)
+}
+
 /// What the kernel needs to know about one link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkSpec {
@@ -138,9 +143,7 @@ impl KernelEvidence {
     /// programs to every link interface, and returns the edge-event stream with it.
     /// Must run inside a tokio runtime (the stream registers with its reactor).
     pub fn load(specs: &[LinkSpec]) -> Result<(Self, EdgeEvents), EbpfError> {
-        if EBPF_OBJECT.is_empty() {
-            return Err(EbpfError::NotBuilt);
-        }
+        let object = object().ok_or(EbpfError::NotBuilt)?;
         if specs.len() > MAX_LINKS as usize {
             return Err(EbpfError::TooManyLinks { count: specs.len() });
         }
@@ -150,9 +153,7 @@ impl KernelEvidence {
             .map(|(spec, slot)| Ok((spec, link_config(spec, slot)?, ifindex(&spec.interface)?)))
             .collect::<Result<Vec<_>, EbpfError>>()?;
 
-        let mut ebpf = EbpfLoader::new()
-            .load(EBPF_OBJECT)
-            .map_err(EbpfError::Load)?;
+        let mut ebpf = EbpfLoader::new().load(object).map_err(EbpfError::Load)?;
         let mut config_map: HashMap<_, u32, LinkConfig> =
             take_map(&mut ebpf, map_names::LINK_CONFIG)?;
         for (_, config, ifindex) in &configs {
