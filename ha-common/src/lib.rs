@@ -2,10 +2,10 @@
 //!
 //! Every type that crosses the kernel/userspace boundary lives here, once:
 //!
-//! - [`LinkConfig`]: what the daemon tells the kernel about one link (map `LINK_CONFIG`,
-//!   keyed by interface index).
+//! - [`LinkTable`] / [`LinkConfig`]: what the daemon tells the kernel about its links
+//!   (map `LINK_TABLE`, one entry). A link's *slot* is its index in the table.
 //! - [`LinkStats`] / [`Counters`]: what the kernel counted on one link (per-CPU map
-//!   `LINK_STATS`, indexed by [`LinkConfig::slot`]).
+//!   `LINK_STATS`, indexed by slot).
 //! - [`EdgeEvent`]: "first evidence after silence", sent through the ring buffer
 //!   `EDGE_EVENTS` so the daemon wakes at once instead of polling.
 //! - [`heartbeat`]: the fixed header of a heartbeat, the part the kernel reads.
@@ -17,13 +17,13 @@
 
 pub mod heartbeat;
 
-/// How many links one node can have. Bounds the array maps and [`LinkConfig::slot`].
+/// How many links one node can have: the size of [`LinkTable`] and of the stats maps.
 pub const MAX_LINKS: u32 = 8;
 
 /// Names of the maps in the eBPF object, as the loader looks them up.
 pub mod map_names {
-    /// `HashMap<u32 ifindex, LinkConfig>`, written by the daemon.
-    pub const LINK_CONFIG: &str = "LINK_CONFIG";
+    /// `Array<LinkTable>` with one entry, written by the daemon.
+    pub const LINK_TABLE: &str = "LINK_TABLE";
     /// `PerCpuArray<LinkStats>` with [`crate::MAX_LINKS`] entries.
     pub const LINK_STATS: &str = "LINK_STATS";
     /// `Array<u64>` with [`crate::MAX_LINKS`] entries: kernel time of the newest received
@@ -41,6 +41,9 @@ pub mod program_names {
     pub const TC_EGRESS: &str = "ha_tc_egress";
     /// XDP program that only passes; the baseline of the per-packet cost benchmark.
     pub const XDP_PASS_BASELINE: &str = "ha_xdp_pass_baseline";
+    /// XDP program that reads the precise clock once and passes; shows the benchmark
+    /// what that one read costs.
+    pub const XDP_CLOCK_BASELINE: &str = "ha_xdp_clock_baseline";
 }
 
 /// Bit in [`LinkConfig::peer_families`]: [`LinkConfig::peer_ipv4`] is set.
@@ -48,18 +51,32 @@ pub const PEER_IPV4: u8 = 1;
 /// Bit in [`LinkConfig::peer_families`]: [`LinkConfig::peer_ipv6`] is set.
 pub const PEER_IPV6: u8 = 2;
 
-/// What the kernel must know about one link: who the peer is and which ports carry
-/// evidence.
+/// Every link of this node, by slot. The kernel finds a packet's link by comparing the
+/// interface index with each slot's [`LinkConfig::ifindex`]: a scan of [`MAX_LINKS`]
+/// entries in one array element is several times cheaper than a hash-map lookup.
+///
+/// Invariant: an interface index appears in at most one slot; unused slots are all zero
+/// (interface index 0 never matches a packet).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkTable {
+    /// The links, indexed by slot.
+    pub links: [LinkConfig; MAX_LINKS as usize],
+}
+const _: () = assert!(size_of::<LinkTable>() == 40 * MAX_LINKS as usize);
+
+/// What the kernel must know about one link: its interface, who the peer is and which
+/// ports carry evidence.
 ///
 /// Invariants (checked by the daemon before it writes the map):
-/// `slot < MAX_LINKS` and unique per link; `replication_port_first <= replication_port_last`;
-/// at least one of [`PEER_IPV4`] / [`PEER_IPV6`] set in `peer_families`. Ports are in host
-/// byte order; addresses in network byte order (as on the wire).
+/// `replication_port_first <= replication_port_last`; at least one of [`PEER_IPV4`] /
+/// [`PEER_IPV6`] set in `peer_families`. Ports are in host byte order; addresses in
+/// network byte order (as on the wire).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LinkConfig {
-    /// Index of this link in `LINK_STATS` and `LAST_EVIDENCE`.
-    pub slot: u32,
+    /// Interface index of the link in this network namespace; 0 marks an unused slot.
+    pub ifindex: u32,
     /// UDP destination port of heartbeats.
     pub heartbeat_port: u16,
     /// First TCP port of the DRBD replication range (inclusive).
@@ -82,8 +99,11 @@ const _: () = assert!(size_of::<LinkConfig>() == 40);
 
 /// Counts for one direction of one link, on one CPU (the map is per-CPU).
 ///
-/// `*_last_ns` are `bpf_ktime_get_ns()` values (CLOCK_MONOTONIC), zero when nothing was
-/// ever seen. `heartbeat_last_seq` belongs to the packet stamped `heartbeat_last_ns`.
+/// `*_last_ns` are kernel CLOCK_MONOTONIC times, zero when nothing was ever seen:
+/// `heartbeat_last_ns` from `bpf_ktime_get_ns()` (precise), `replication_last_ns` from
+/// `bpf_ktime_get_coarse_ns()` (at most one scheduler tick behind: replication evidence
+/// can only look older than it is). `heartbeat_last_seq` belongs to the packet stamped
+/// `heartbeat_last_ns`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -173,7 +193,7 @@ impl EvidenceKind {
 pub struct EdgeEvent {
     /// Interface the evidence arrived on.
     pub ifindex: u32,
-    /// The link's [`LinkConfig::slot`].
+    /// The link's slot in [`LinkTable`].
     pub slot: u32,
     /// Raw [`EvidenceKind`].
     pub kind: u32,
@@ -220,10 +240,10 @@ impl EdgeEvent {
 #[cfg(feature = "user")]
 mod pod {
     #![expect(unsafe_code, reason = "aya::Pod is an unsafe marker trait")]
-    use super::{LinkConfig, LinkStats};
+    use super::{LinkStats, LinkTable};
 
     // SAFETY: #[repr(C)], only integer fields, no implicit padding (sizes asserted above).
-    unsafe impl aya::Pod for LinkConfig {}
+    unsafe impl aya::Pod for LinkTable {}
     // SAFETY: as above.
     unsafe impl aya::Pod for LinkStats {}
 }

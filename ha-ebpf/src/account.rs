@@ -6,16 +6,16 @@
 //! entries are merged by the daemon ([`ha_common::LinkStats::merge`]).
 
 use aya_ebpf::{
-    helpers::bpf_ktime_get_ns,
+    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, PerCpuArray, RingBuf},
 };
-use ha_common::{Counters, EdgeEvent, EvidenceKind, LinkConfig, LinkStats, MAX_LINKS};
+use ha_common::{Counters, EdgeEvent, EvidenceKind, LinkConfig, LinkStats, LinkTable, MAX_LINKS};
 
 use crate::parse::{Direction, Evidence};
 
 #[map]
-static LINK_CONFIG: HashMap<u32, LinkConfig> = HashMap::with_max_entries(MAX_LINKS, 0);
+static LINK_TABLE: Array<LinkTable> = Array::with_max_entries(1, 0);
 
 #[map]
 static LINK_STATS: PerCpuArray<LinkStats> = PerCpuArray::with_max_entries(MAX_LINKS, 0);
@@ -26,25 +26,31 @@ static LAST_EVIDENCE: Array<u64> = Array::with_max_entries(MAX_LINKS, 0);
 #[map]
 static EDGE_EVENTS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
 
-/// The configuration of the link on interface `ifindex`, if it is one of ours.
+/// The slot and configuration of the link on interface `ifindex`, if it is one of ours.
+///
+/// A concurrent update of the table by the daemon can at worst give this one packet a
+/// mix of old and new fields (LinkConfig is plain integers), affecting only its count.
 #[inline(always)]
-pub(crate) fn link_config(ifindex: u32) -> Option<LinkConfig> {
-    let ptr = LINK_CONFIG.get_ptr(ifindex)?;
-    // SAFETY: the pointer comes from a successful map lookup and is valid for the
-    // program's run; LinkConfig is plain integers, so a concurrent update can at worst
-    // give a mix of old and new fields, which only affects this one packet's count.
-    Some(unsafe { *ptr })
+pub(crate) fn link_config(ifindex: u32) -> Option<(u32, &'static LinkConfig)> {
+    let table = LINK_TABLE.get(0)?;
+    let mut slot = 0;
+    while slot < MAX_LINKS {
+        let link = &table.links[slot as usize];
+        if link.ifindex == ifindex {
+            return Some((slot, link));
+        }
+        slot += 1;
+    }
+    None
 }
 
 /// Adds `evidence` to the counters of `cfg`'s link in `direction`; on ingress, also
 /// emits an [`EdgeEvent`] when it ends a silence of at least `cfg.silence_ns`.
 #[inline(always)]
-pub(crate) fn record(ifindex: u32, cfg: &LinkConfig, direction: Direction, evidence: &Evidence) {
-    let Some(stats) = LINK_STATS.get_ptr_mut(cfg.slot) else {
+pub(crate) fn record(slot: u32, cfg: &LinkConfig, direction: Direction, evidence: &Evidence) {
+    let Some(stats) = LINK_STATS.get_ptr_mut(slot) else {
         return;
     };
-    // SAFETY: bpf_ktime_get_ns has no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: the pointer comes from a successful lookup in a per-CPU map, so only this
     // CPU writes this entry, and programs do not migrate CPUs while running.
     let stats = unsafe { &mut *stats };
@@ -52,28 +58,37 @@ pub(crate) fn record(ifindex: u32, cfg: &LinkConfig, direction: Direction, evide
         Direction::Ingress => &mut stats.rx,
         Direction::Egress => &mut stats.tx,
     };
-    let (kind, seq) = match *evidence {
+    // Heartbeats are rare (at most 1000/s per link) and set detection latency: they get
+    // the precise clock. Replication segments can come at line rate and only need to
+    // prove DRBD alive: they get the coarse clock (CLOCK_MONOTONIC_COARSE, at most one
+    // tick behind, so such evidence can only look older than it is, never newer), which
+    // costs a fraction of a precise read on machines where reading the TSC is slow.
+    let (kind, seq, now) = match *evidence {
         Evidence::Heartbeat { seq } => {
+            // SAFETY: bpf_ktime_get_ns has no preconditions.
+            let now = unsafe { bpf_ktime_get_ns() };
             counters.heartbeat_packets += 1;
             counters.heartbeat_last_ns = now;
             counters.heartbeat_last_seq = seq;
-            (EvidenceKind::Heartbeat, seq)
+            (EvidenceKind::Heartbeat, seq, now)
         }
         Evidence::Replication { payload_bytes } => {
+            // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.
+            let now = unsafe { bpf_ktime_get_coarse_ns() };
             counters.replication_packets += 1;
             counters.replication_bytes += payload_bytes;
             counters.replication_last_ns = now;
-            (EvidenceKind::Replication, 0)
+            (EvidenceKind::Replication, 0, now)
         }
     };
     if direction == Direction::Ingress {
-        note_edge(ifindex, cfg, kind, seq, now);
+        note_edge(slot, cfg, kind, seq, now);
     }
 }
 
 #[inline(always)]
-fn note_edge(ifindex: u32, cfg: &LinkConfig, kind: EvidenceKind, seq: u64, now: u64) {
-    let Some(last) = LAST_EVIDENCE.get_ptr_mut(cfg.slot) else {
+fn note_edge(slot: u32, cfg: &LinkConfig, kind: EvidenceKind, seq: u64, now: u64) {
+    let Some(last) = LAST_EVIDENCE.get_ptr_mut(slot) else {
         return;
     };
     // SAFETY: valid pointer from a successful array lookup; a racing write from another
@@ -83,8 +98,8 @@ fn note_edge(ifindex: u32, cfg: &LinkConfig, kind: EvidenceKind, seq: u64, now: 
         return;
     }
     let event = EdgeEvent {
-        ifindex,
-        slot: cfg.slot,
+        ifindex: cfg.ifindex,
+        slot,
         kind: kind as u32,
         _pad0: 0,
         ns: now,

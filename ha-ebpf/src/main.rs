@@ -23,15 +23,14 @@ use parse::{Direction, Packet};
 
 #[xdp]
 fn ha_xdp_ingress(ctx: XdpContext) -> u32 {
-    let ifindex = ctx.ingress_ifindex() as u32;
-    if let Some(cfg) = account::link_config(ifindex)
+    if let Some((slot, cfg)) = account::link_config(ctx.ingress_ifindex() as u32)
         && let Some(evidence) = parse::classify(
             Packet::new(ctx.data(), ctx.data_end()),
-            &cfg,
+            cfg,
             Direction::Ingress,
         )
     {
-        account::record(ifindex, &cfg, Direction::Ingress, &evidence);
+        account::record(slot, cfg, Direction::Ingress, &evidence);
     }
     xdp_action::XDP_PASS
 }
@@ -40,14 +39,14 @@ fn ha_xdp_ingress(ctx: XdpContext) -> u32 {
 fn ha_tc_egress(ctx: TcContext) -> i32 {
     // SAFETY: `ctx.skb.skb` is the kernel's __sk_buff for this run, valid to read.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    if let Some(cfg) = account::link_config(ifindex)
+    if let Some((slot, cfg)) = account::link_config(ifindex)
         && let Some(evidence) = parse::classify(
             Packet::new(ctx.data(), ctx.data_end()),
-            &cfg,
+            cfg,
             Direction::Egress,
         )
     {
-        account::record(ifindex, &cfg, Direction::Egress, &evidence);
+        account::record(slot, cfg, Direction::Egress, &evidence);
     }
     TC_ACT_PIPE
 }
@@ -57,6 +56,19 @@ fn ha_tc_egress(ctx: TcContext) -> i32 {
 #[xdp]
 fn ha_xdp_pass_baseline(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
+}
+
+/// Reads the precise kernel clock once and passes: the benchmark's measure of what the
+/// one `bpf_ktime_get_ns()` per heartbeat costs on this machine. Never attached.
+#[xdp]
+fn ha_xdp_clock_baseline(_ctx: XdpContext) -> u32 {
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    if now == 0 {
+        xdp_action::XDP_ABORTED
+    } else {
+        xdp_action::XDP_PASS
+    }
 }
 
 #[cfg(not(test))]

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use aya::{
     Ebpf,
-    maps::{HashMap, PerCpuArray},
+    maps::{Array, PerCpuArray},
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
-use ha_common::{LinkConfig, LinkStats, map_names};
+use ha_common::{LinkConfig, LinkStats, LinkTable, map_names};
 
 /// Interface index the kernel reports to XDP under `BPF_PROG_TEST_RUN` (loopback).
 const TEST_RUN_IFINDEX: u32 = 1;
@@ -30,21 +30,26 @@ pub struct Outcome {
 }
 
 impl TestRunner {
-    /// Loads the object embedded in ha-daemon and configures `config` for test runs.
+    /// Loads the object embedded in ha-daemon and configures `config` in slot 0 for test
+    /// runs (its interface index is set to the one test runs report).
     pub fn new(config: LinkConfig) -> Self {
         let object = ha_daemon::io::ebpf::object().expect("eBPF object built");
         let mut ebpf = Ebpf::load(object).expect("load eBPF object");
-        let mut configs: HashMap<_, u32, LinkConfig> = ebpf
-            .map_mut(map_names::LINK_CONFIG)
-            .expect("config map")
+        let mut table: Array<_, LinkTable> = ebpf
+            .map_mut(map_names::LINK_TABLE)
+            .expect("link table map")
             .try_into()
-            .expect("config map type");
-        configs
-            .insert(TEST_RUN_IFINDEX, config, 0)
-            .expect("write config");
+            .expect("link table map type");
+        let mut links = LinkTable::default();
+        links.links[0] = LinkConfig {
+            ifindex: TEST_RUN_IFINDEX,
+            ..config
+        };
+        table.set(0, links, 0).expect("write link table");
         for name in [
             ha_common::program_names::XDP_INGRESS,
             ha_common::program_names::XDP_PASS_BASELINE,
+            ha_common::program_names::XDP_CLOCK_BASELINE,
         ] {
             let program: &mut Xdp = ebpf
                 .program_mut(name)

@@ -20,7 +20,6 @@ const SELF_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 
 fn config() -> LinkConfig {
     LinkConfig {
-        slot: 0,
         heartbeat_port: 7400,
         replication_port_first: 7788,
         replication_port_last: 7799,

@@ -15,11 +15,12 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    maps::{Array, MapData, MapError, PerCpuArray, RingBuf},
     programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode, tc},
 };
 use ha_common::{
-    EdgeEvent, LinkConfig, LinkStats, MAX_LINKS, PEER_IPV4, PEER_IPV6, map_names, program_names,
+    EdgeEvent, LinkConfig, LinkStats, LinkTable, MAX_LINKS, PEER_IPV4, PEER_IPV6, map_names,
+    program_names,
 };
 use tokio::io::unix::AsyncFd;
 use tracing::{info, warn};
@@ -83,6 +84,9 @@ pub enum EbpfError {
         /// Last port.
         last: u16,
     },
+    /// Two links on one interface.
+    #[error("interface {0} is configured for more than one link")]
+    DuplicateInterface(String),
     /// The interface does not exist.
     #[error("interface {interface}: {source}")]
     Interface {
@@ -126,7 +130,8 @@ pub struct AttachedLink {
     pub ifindex: u32,
     /// Index into the stats maps.
     pub slot: u32,
-    /// `Driver` (native) or `Skb` (generic, slower; logged as a warning).
+    /// `Driver` (native) or `Skb` (generic, slower; logged as a warning); `Default`
+    /// only until attached.
     pub xdp_mode: XdpMode,
 }
 
@@ -147,23 +152,33 @@ impl KernelEvidence {
         if specs.len() > MAX_LINKS as usize {
             return Err(EbpfError::TooManyLinks { count: specs.len() });
         }
-        let configs = specs
+        let mut table = LinkTable::default();
+        let mut links = Vec::with_capacity(specs.len());
+        for ((spec, entry), slot) in specs.iter().zip(&mut table.links).zip(0..) {
+            *entry = link_config(spec, ifindex(&spec.interface)?)?;
+            links.push(AttachedLink {
+                interface: spec.interface.clone(),
+                ifindex: entry.ifindex,
+                slot,
+                xdp_mode: XdpMode::Default,
+            });
+        }
+        if let Some(twice) = links
             .iter()
-            .zip(0..)
-            .map(|(spec, slot)| Ok((spec, link_config(spec, slot)?, ifindex(&spec.interface)?)))
-            .collect::<Result<Vec<_>, EbpfError>>()?;
+            .enumerate()
+            .find(|(i, link)| links[..*i].iter().any(|l| l.ifindex == link.ifindex))
+        {
+            return Err(EbpfError::DuplicateInterface(twice.1.interface.clone()));
+        }
 
         let mut ebpf = EbpfLoader::new().load(object).map_err(EbpfError::Load)?;
-        let mut config_map: HashMap<_, u32, LinkConfig> =
-            take_map(&mut ebpf, map_names::LINK_CONFIG)?;
-        for (_, config, ifindex) in &configs {
-            config_map
-                .insert(ifindex, config, 0)
-                .map_err(|source| EbpfError::Map {
-                    map: map_names::LINK_CONFIG,
-                    source,
-                })?;
-        }
+        let mut table_map: Array<_, LinkTable> = take_map(&mut ebpf, map_names::LINK_TABLE)?;
+        table_map
+            .set(0, table, 0)
+            .map_err(|source| EbpfError::Map {
+                map: map_names::LINK_TABLE,
+                source,
+            })?;
         let stats = take_map(&mut ebpf, map_names::LINK_STATS)?;
         let ring: RingBuf<MapData> = take_map(&mut ebpf, map_names::EDGE_EVENTS)?;
         let events = EdgeEvents::register(ring)?;
@@ -171,29 +186,22 @@ impl KernelEvidence {
         let xdp = program::<Xdp>(&mut ebpf, program_names::XDP_INGRESS)?;
         xdp.load()
             .map_err(|source| load_error(program_names::XDP_INGRESS, source))?;
-        let mut links = Vec::with_capacity(configs.len());
-        for (spec, config, ifindex) in &configs {
-            let xdp_mode = attach_xdp(xdp, &spec.interface, *ifindex)?;
-            links.push(AttachedLink {
-                interface: spec.interface.clone(),
-                ifindex: *ifindex,
-                slot: config.slot,
-                xdp_mode,
-            });
+        for link in &mut links {
+            link.xdp_mode = attach_xdp(xdp, &link.interface, link.ifindex)?;
         }
         let tc_egress = program::<SchedClassifier>(&mut ebpf, program_names::TC_EGRESS)?;
         tc_egress
             .load()
             .map_err(|source| load_error(program_names::TC_EGRESS, source))?;
-        for (spec, _, _) in &configs {
+        for link in &links {
             // Needed only where tc attaches through netlink (kernels before 6.6); an
             // existing clsact qdisc is fine.
-            let _ = tc::qdisc_add_clsact(&spec.interface);
+            let _ = tc::qdisc_add_clsact(&link.interface);
             tc_egress
-                .attach(&spec.interface, TcAttachType::Egress)
+                .attach(&link.interface, TcAttachType::Egress)
                 .map_err(|source| EbpfError::Attach {
                     program: program_names::TC_EGRESS,
-                    interface: spec.interface.clone(),
+                    interface: link.interface.clone(),
                     source,
                 })?;
         }
@@ -263,9 +271,9 @@ impl EdgeEvents {
     }
 }
 
-fn link_config(spec: &LinkSpec, slot: u32) -> Result<LinkConfig, EbpfError> {
+fn link_config(spec: &LinkSpec, ifindex: u32) -> Result<LinkConfig, EbpfError> {
     let mut config = LinkConfig {
-        slot,
+        ifindex,
         heartbeat_port: spec.heartbeat_port,
         replication_port_first: *spec.replication_ports.start(),
         replication_port_last: *spec.replication_ports.end(),
