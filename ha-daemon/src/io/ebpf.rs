@@ -148,7 +148,14 @@ impl KernelEvidence {
     /// programs to every link interface, and returns the edge-event stream with it.
     /// Must run inside a tokio runtime (the stream registers with its reactor).
     pub fn load(specs: &[LinkSpec]) -> Result<(Self, EdgeEvents), EbpfError> {
-        let object = object().ok_or(EbpfError::NotBuilt)?;
+        Self::load_object(EBPF_OBJECT, specs)
+    }
+
+    /// [`Self::load`] with an explicit object; an empty one means "not built".
+    fn load_object(object: &[u8], specs: &[LinkSpec]) -> Result<(Self, EdgeEvents), EbpfError> {
+        if object.is_empty() {
+            return Err(EbpfError::NotBuilt);
+        }
         if specs.len() > MAX_LINKS as usize {
             return Err(EbpfError::TooManyLinks { count: specs.len() });
         }
@@ -194,16 +201,7 @@ impl KernelEvidence {
             .load()
             .map_err(|source| load_error(program_names::TC_EGRESS, source))?;
         for link in &links {
-            // Needed only where tc attaches through netlink (kernels before 6.6); an
-            // existing clsact qdisc is fine.
-            let _ = tc::qdisc_add_clsact(&link.interface);
-            tc_egress
-                .attach(&link.interface, TcAttachType::Egress)
-                .map_err(|source| EbpfError::Attach {
-                    program: program_names::TC_EGRESS,
-                    interface: link.interface.clone(),
-                    source,
-                })?;
+            attach_tc_egress(tc_egress, &link.interface)?;
         }
         info!(links = links.len(), "eBPF evidence counters attached");
         Ok((
@@ -328,6 +326,21 @@ fn attach_xdp(xdp: &mut Xdp, interface: &str, ifindex: u32) -> Result<XdpMode, E
     }
 }
 
+/// Attaches through TCX (kernel 6.6+, nothing to clean up); on older kernels the netlink
+/// path needs a clsact qdisc, which is added only then (an existing one is fine).
+fn attach_tc_egress(program: &mut SchedClassifier, interface: &str) -> Result<(), EbpfError> {
+    let attach =
+        |program: &mut SchedClassifier| program.attach(interface, TcAttachType::Egress).map(|_| ());
+    attach(program).or_else(|_| {
+        let _ = tc::qdisc_add_clsact(interface);
+        attach(program).map_err(|source| EbpfError::Attach {
+            program: program_names::TC_EGRESS,
+            interface: interface.to_owned(),
+            source,
+        })
+    })
+}
+
 fn program<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, EbpfError>
 where
     &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
@@ -353,5 +366,71 @@ fn load_error(program: &'static str, source: ProgramError) -> EbpfError {
         program,
         interface: "-".to_owned(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(interface: &str) -> LinkSpec {
+        LinkSpec {
+            interface: interface.to_owned(),
+            peer_ipv4: Some(Ipv4Addr::new(192, 0, 2, 2)),
+            peer_ipv6: None,
+            heartbeat_port: 7400,
+            replication_ports: 7788..=7799,
+            silence: Duration::from_millis(100),
+        }
+    }
+
+    #[test]
+    fn an_empty_object_means_not_built() {
+        let error = KernelEvidence::load_object(&[], &[spec("lo")]).err();
+        assert!(matches!(error, Some(EbpfError::NotBuilt)), "{error:?}");
+        assert!(
+            EbpfError::NotBuilt
+                .to_string()
+                .contains("cargo xtask build-ebpf")
+        );
+    }
+
+    #[test]
+    fn link_config_carries_peer_addresses_and_ports() {
+        let mut both = spec("eth1");
+        both.peer_ipv6 = Some("2001:db8::2".parse().unwrap());
+        let config = link_config(&both, 7).unwrap();
+        assert_eq!(config.ifindex, 7);
+        assert_eq!(config.peer_families, PEER_IPV4 | PEER_IPV6);
+        assert_eq!(config.peer_ipv4, [192, 0, 2, 2]);
+        assert_eq!(config.peer_ipv6[0..2], [0x20, 0x01]);
+        assert_eq!(
+            (config.replication_port_first, config.replication_port_last),
+            (7788, 7799)
+        );
+        assert_eq!(config.silence_ns, 100_000_000);
+    }
+
+    #[test]
+    fn link_config_rejects_missing_peer_and_empty_range() {
+        let mut none = spec("eth1");
+        none.peer_ipv4 = None;
+        assert!(matches!(
+            link_config(&none, 3),
+            Err(EbpfError::NoPeerAddress { interface }) if interface == "eth1"
+        ));
+        let mut empty = spec("eth1");
+        #[expect(clippy::reversed_empty_ranges, reason = "the case under test")]
+        {
+            empty.replication_ports = 7799..=7788;
+        }
+        assert!(matches!(
+            link_config(&empty, 3),
+            Err(EbpfError::EmptyPortRange {
+                first: 7799,
+                last: 7788,
+                ..
+            })
+        ));
     }
 }
