@@ -9,12 +9,14 @@
 //! - [`EdgeEvent`]: "first evidence after silence", sent through the ring buffer
 //!   `EDGE_EVENTS` so the daemon wakes at once instead of polling.
 //! - [`heartbeat`]: the fixed header of a heartbeat, the part the kernel reads.
+//! - [`echo`]: echo requests and the replies the peer's kernel reflects.
 //!
 //! Layout rules for every `#[repr(C)]` type: no implicit padding (padding is an explicit
 //! `_pad` field, always zero), no `bool` (the kernel may hand us any byte), and a
 //! compile-time assertion of the size so a change on one side cannot go unnoticed.
 #![no_std]
 
+pub mod echo;
 pub mod heartbeat;
 
 /// How many links one node can have: the size of [`LinkTable`] and of the stats maps.
@@ -63,7 +65,7 @@ pub struct LinkTable {
     /// The links, indexed by slot.
     pub links: [LinkConfig; MAX_LINKS as usize],
 }
-const _: () = assert!(size_of::<LinkTable>() == 40 * MAX_LINKS as usize);
+const _: () = assert!(size_of::<LinkTable>() == 48 * MAX_LINKS as usize);
 
 /// What the kernel must know about one link: its interface, who the peer is and which
 /// ports carry evidence.
@@ -79,14 +81,20 @@ pub struct LinkConfig {
     pub ifindex: u32,
     /// UDP destination port of heartbeats.
     pub heartbeat_port: u16,
+    /// UDP port of echo packets (both ends); 0 disables echo reflection and counting.
+    pub echo_port: u16,
     /// First TCP port of the DRBD replication range (inclusive).
     pub replication_port_first: u16,
     /// Last TCP port of the DRBD replication range (inclusive).
     pub replication_port_last: u16,
+    /// This node's id: written into the echo replies this kernel reflects.
+    pub node_id: u16,
+    /// The peer's id: only its echo requests are reflected, only replies it stamped count.
+    pub peer_node_id: u16,
     /// Which peer addresses are valid: [`PEER_IPV4`] | [`PEER_IPV6`].
     pub peer_families: u8,
     /// Always zero.
-    pub _pad0: u8,
+    pub _pad0: [u8; 3],
     /// The peer's IPv4 address on this link.
     pub peer_ipv4: [u8; 4],
     /// The peer's IPv6 address on this link.
@@ -95,7 +103,7 @@ pub struct LinkConfig {
     /// [`EdgeEvent`]. Zero means "never".
     pub silence_ns: u64,
 }
-const _: () = assert!(size_of::<LinkConfig>() == 40);
+const _: () = assert!(size_of::<LinkConfig>() == 48);
 
 /// Counts for one direction of one link, on one CPU (the map is per-CPU).
 ///
@@ -119,8 +127,16 @@ pub struct Counters {
     pub replication_bytes: u64,
     /// Kernel time of the newest replication segment.
     pub replication_last_ns: u64,
+    /// rx: echo replies the peer's kernel reflected back to us; tx: echo requests sent.
+    pub echo_packets: u64,
+    /// Kernel time of the newest echo counted in `echo_packets`.
+    pub echo_last_ns: u64,
+    /// rx: round trip time of the newest echo reply (our kernel clock, both ends).
+    pub echo_last_rtt_ns: u64,
+    /// rx: the peer's echo requests this kernel turned around. Unused in tx.
+    pub echo_reflected: u64,
 }
-const _: () = assert!(size_of::<Counters>() == 48);
+const _: () = assert!(size_of::<Counters>() == 80);
 
 impl Counters {
     /// Folds another CPU's counters into `self`: sums the counts, keeps the newest
@@ -134,11 +150,19 @@ impl Counters {
         self.replication_packets += other.replication_packets;
         self.replication_bytes += other.replication_bytes;
         self.replication_last_ns = self.replication_last_ns.max(other.replication_last_ns);
+        self.echo_packets += other.echo_packets;
+        if other.echo_last_ns > self.echo_last_ns {
+            self.echo_last_ns = other.echo_last_ns;
+            self.echo_last_rtt_ns = other.echo_last_rtt_ns;
+        }
+        self.echo_reflected += other.echo_reflected;
     }
 
     /// Kernel time of the newest evidence of any kind, zero if none.
     pub fn last_evidence_ns(&self) -> u64 {
-        self.heartbeat_last_ns.max(self.replication_last_ns)
+        self.heartbeat_last_ns
+            .max(self.replication_last_ns)
+            .max(self.echo_last_ns)
     }
 }
 
@@ -152,7 +176,7 @@ pub struct LinkStats {
     /// Sent to the peer address.
     pub tx: Counters,
 }
-const _: () = assert!(size_of::<LinkStats>() == 96);
+const _: () = assert!(size_of::<LinkStats>() == 160);
 
 impl LinkStats {
     /// Folds another CPU's stats into `self` (see [`Counters::merge`]).
@@ -170,6 +194,8 @@ pub enum EvidenceKind {
     Heartbeat = 1,
     /// A DRBD replication segment from the peer.
     Replication = 2,
+    /// An echo reply reflected by the peer's kernel.
+    Echo = 3,
 }
 
 impl EvidenceKind {
@@ -178,6 +204,7 @@ impl EvidenceKind {
         match raw {
             1 => Some(Self::Heartbeat),
             2 => Some(Self::Replication),
+            3 => Some(Self::Echo),
             _ => None,
         }
     }
@@ -203,7 +230,8 @@ pub struct EdgeEvent {
     pub ns: u64,
     /// Kernel time of the previous evidence on this link, zero if none.
     pub previous_ns: u64,
-    /// Heartbeat sequence number, zero for replication evidence.
+    /// Heartbeat sequence number; for echo evidence the round trip time in ns; zero for
+    /// replication evidence.
     pub seq: u64,
 }
 const _: () = assert!(size_of::<EdgeEvent>() == 40);
@@ -261,6 +289,7 @@ mod tests {
             replication_packets: 1,
             replication_bytes: 10,
             replication_last_ns: 500,
+            ..Counters::default()
         };
         let b = Counters {
             heartbeat_packets: 2,
@@ -269,6 +298,7 @@ mod tests {
             replication_packets: 4,
             replication_bytes: 40,
             replication_last_ns: 300,
+            ..Counters::default()
         };
         a.merge(&b);
         assert_eq!(a.heartbeat_packets, 5);
@@ -321,10 +351,14 @@ mod tests {
 
     #[test]
     fn evidence_kind_round_trips_and_rejects_unknown() {
-        for kind in [EvidenceKind::Heartbeat, EvidenceKind::Replication] {
+        for kind in [
+            EvidenceKind::Heartbeat,
+            EvidenceKind::Replication,
+            EvidenceKind::Echo,
+        ] {
             assert_eq!(EvidenceKind::from_raw(kind as u32), Some(kind));
         }
         assert_eq!(EvidenceKind::from_raw(0), None);
-        assert_eq!(EvidenceKind::from_raw(3), None);
+        assert_eq!(EvidenceKind::from_raw(4), None);
     }
 }

@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// Default UDP port of heartbeats.
 pub const DEFAULT_HEARTBEAT_PORT: u16 = 7400;
+/// Default UDP port of echo packets (both ends).
+pub const DEFAULT_ECHO_PORT: u16 = 7401;
 /// Default DRBD replication port range (DRBD's customary 7788 and up).
 pub const DEFAULT_REPLICATION_PORTS: &str = "7788-7799";
 
@@ -51,6 +53,15 @@ pub struct CountersArgs {
     /// UDP port the heartbeats are sent to.
     #[arg(long, default_value_t = DEFAULT_HEARTBEAT_PORT)]
     pub heartbeat_port: u16,
+    /// UDP port of echo packets: the peer's requests to it are reflected in the kernel.
+    #[arg(long, default_value_t = DEFAULT_ECHO_PORT)]
+    pub echo_port: u16,
+    /// This node's id (stamped into the echo replies this kernel reflects).
+    #[arg(long, default_value_t = 1)]
+    pub node_id: u16,
+    /// The peer's node id (only its echo requests are reflected).
+    #[arg(long, default_value_t = 2)]
+    pub peer_node_id: u16,
     /// DRBD replication TCP ports, FIRST-LAST (or a single port).
     #[arg(long, default_value = DEFAULT_REPLICATION_PORTS, value_parser = parse_port_range)]
     pub replication_ports: RangeInclusive<u16>,

@@ -23,6 +23,9 @@ pub async fn run(args: CountersArgs) -> Result<(), EbpfError> {
             peer_ipv4: link.peer_ipv4,
             peer_ipv6: link.peer_ipv6,
             heartbeat_port: args.heartbeat_port,
+            echo_port: args.echo_port,
+            node_id: args.node_id,
+            peer_node_id: args.peer_node_id,
             replication_ports: args.replication_ports.clone(),
             silence: Duration::from_millis(args.silence_ms),
         })
@@ -65,7 +68,7 @@ pub fn render_table(rows: &[(&AttachedLink, LinkStats)], now_ns: u64) -> String 
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<10} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10} {:>8} {:>10} {:>12}",
+        "{:<10} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10}",
         "interface",
         "rx hb",
         "rx seq",
@@ -73,15 +76,17 @@ pub fn render_table(rows: &[(&AttachedLink, LinkStats)], now_ns: u64) -> String 
         "rx repl",
         "rx bytes",
         "repl age",
+        "echo rx",
+        "rtt",
+        "reflect",
         "tx hb",
         "tx repl",
-        "tx bytes",
     );
     for (link, stats) in rows {
         let (rx, tx) = (&stats.rx, &stats.tx);
         let _ = writeln!(
             out,
-            "{:<10} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10} {:>8} {:>10} {:>12}",
+            "{:<10} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10}",
             link.interface,
             rx.heartbeat_packets,
             rx.heartbeat_last_seq,
@@ -89,9 +94,15 @@ pub fn render_table(rows: &[(&AttachedLink, LinkStats)], now_ns: u64) -> String 
             rx.replication_packets,
             rx.replication_bytes,
             age(rx.replication_last_ns, now_ns),
+            rx.echo_packets,
+            if rx.echo_packets == 0 {
+                "-".to_owned()
+            } else {
+                span(rx.echo_last_rtt_ns)
+            },
+            rx.echo_reflected,
             tx.heartbeat_packets,
             tx.replication_packets,
-            tx.replication_bytes,
         );
     }
     out
@@ -106,6 +117,7 @@ pub fn render_edge(event: &EdgeEvent, links: &[AttachedLink]) -> String {
     let kind = match EvidenceKind::from_raw(event.kind) {
         Some(EvidenceKind::Heartbeat) => format!("heartbeat seq {}", event.seq),
         Some(EvidenceKind::Replication) => "replication".to_owned(),
+        Some(EvidenceKind::Echo) => format!("echo reply, round trip {}", span(event.seq)),
         None => format!("unknown kind {}", event.kind),
     };
     let silence = if event.previous_ns == 0 {
@@ -124,7 +136,11 @@ fn age(then_ns: u64, now_ns: u64) -> String {
     if then_ns == 0 {
         return "-".to_owned();
     }
-    let ns = now_ns.saturating_sub(then_ns);
+    span(now_ns.saturating_sub(then_ns))
+}
+
+/// A duration in ns, in a short human unit.
+fn span(ns: u64) -> String {
     match ns {
         0..1_000_000 => format!("{}us", ns / 1_000),
         1_000_000..10_000_000_000 => format!("{:.1}ms", ns as f64 / 1e6),
@@ -158,6 +174,7 @@ mod tests {
                 replication_packets: 3,
                 replication_bytes: 4096,
                 replication_last_ns: 0,
+                ..Counters::default()
             },
             tx: Counters::default(),
         };
@@ -168,7 +185,7 @@ mod tests {
         assert_eq!(
             cells,
             [
-                "veth-a", "12", "11", "2.5ms", "3", "4096", "-", "0", "0", "0"
+                "veth-a", "12", "11", "2.5ms", "3", "4096", "-", "0", "-", "0", "0", "0"
             ]
         );
     }

@@ -80,9 +80,29 @@ pub(crate) fn record(slot: u32, cfg: &LinkConfig, direction: Direction, evidence
             counters.replication_last_ns = now;
             (EvidenceKind::Replication, 0, now)
         }
+        Evidence::Echo { sent_ns } => {
+            // SAFETY: bpf_ktime_get_ns has no preconditions.
+            let now = unsafe { bpf_ktime_get_ns() };
+            counters.echo_packets += 1;
+            counters.echo_last_ns = now;
+            let rtt = now.saturating_sub(sent_ns);
+            if direction == Direction::Ingress {
+                counters.echo_last_rtt_ns = rtt;
+            }
+            (EvidenceKind::Echo, rtt, now)
+        }
     };
     if direction == Direction::Ingress {
         note_edge(slot, cfg, kind, seq, now);
+    }
+}
+
+/// Counts one of the peer's echo requests turned around on the link in `slot`.
+#[inline(always)]
+pub(crate) fn record_reflection(slot: u32) {
+    if let Some(stats) = LINK_STATS.get_ptr_mut(slot) {
+        // SAFETY: as in `record`: a per-CPU entry only this CPU writes.
+        unsafe { (*stats).rx.echo_reflected += 1 };
     }
 }
 

@@ -1,11 +1,12 @@
 //! Bounds-checked reading of Ethernet (plus one 802.1Q/802.1ad tag), IPv4/IPv6 and
-//! UDP/TCP headers, and the decision whether a packet is evidence on a link.
+//! UDP/TCP headers, and the decision what a packet is on a link: evidence, an echo
+//! request to reflect, or neither.
 //!
 //! Invariant: every read goes through [`Packet::bytes`], which checks the range against
 //! `data_end` first; a packet that is too short for what we look at is simply "not
-//! evidence". Nothing here writes to the packet.
+//! evidence". Nothing here writes to the packet (only `echo::reflect` does).
 
-use ha_common::{LinkConfig, PEER_IPV4, PEER_IPV6, heartbeat};
+use ha_common::{LinkConfig, PEER_IPV4, PEER_IPV6, echo, heartbeat};
 
 const ETH_HEADER_LEN: usize = 14;
 const ETH_P_IPV4: u16 = 0x0800;
@@ -27,12 +28,32 @@ pub(crate) enum Direction {
     Egress,
 }
 
+/// What a packet is on a link.
+pub(crate) enum Verdict {
+    /// Evidence to count.
+    Evidence(Evidence),
+    /// The peer's echo request, received: to be turned around.
+    Reflect(EchoRequest),
+}
+
 /// A packet that counts as evidence on a link.
 pub(crate) enum Evidence {
     /// A datagram to the heartbeat port with a valid fixed header.
     Heartbeat { seq: u64 },
     /// A TCP segment with either port in the replication range.
     Replication { payload_bytes: u64 },
+    /// Ingress: an echo reply the peer's kernel reflected; egress: an echo request we send.
+    Echo { sent_ns: u64 },
+}
+
+/// Where the headers of a received echo request are.
+pub(crate) struct EchoRequest {
+    /// Offset of the IP header.
+    pub(crate) l3: usize,
+    /// Offset of the UDP header.
+    pub(crate) l4: usize,
+    /// IPv6 (else IPv4).
+    pub(crate) ipv6: bool,
 }
 
 /// The bytes of one packet, `[data, data_end)`, as handed to XDP or tc.
@@ -47,9 +68,22 @@ impl Packet {
         Self { data, data_end }
     }
 
+    /// The `LEN` bytes at `offset` as a [`Window`], or `None` if the packet is shorter.
+    #[inline(always)]
+    pub(crate) fn window<const LEN: usize>(&self, offset: usize) -> Option<Window<LEN>> {
+        // black_box hides that an earlier check may already imply this one: LLVM would
+        // drop it, and the verifier, which tracks each checked pointer separately, would
+        // then reject the accesses through this window.
+        let start = core::hint::black_box(self.data) + offset;
+        if start + LEN > self.data_end {
+            return None;
+        }
+        Some(Window { start })
+    }
+
     /// `N` bytes at `offset`, or `None` if the packet is shorter.
     #[inline(always)]
-    fn bytes<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+    pub(crate) fn bytes<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
         let start = self.data + offset;
         if start + N > self.data_end {
             return None;
@@ -60,19 +94,49 @@ impl Packet {
     }
 
     #[inline(always)]
-    fn u8_at(&self, offset: usize) -> Option<u8> {
+    pub(crate) fn u8_at(&self, offset: usize) -> Option<u8> {
         self.bytes::<1>(offset).map(|[b]| b)
     }
 
     #[inline(always)]
-    fn u16_at(&self, offset: usize) -> Option<u16> {
+    pub(crate) fn u16_at(&self, offset: usize) -> Option<u16> {
         self.bytes::<2>(offset).map(u16::from_be_bytes)
     }
 }
 
-/// Classifies `packet` for the link configured by `cfg`: `None` unless it is evidence.
+/// `LEN` bytes of a packet, checked once against its end and then accessed at constant
+/// offsets only. This is the shape the verifier follows best (one checked pointer plus
+/// constants); separate checks of nearby ranges can be merged or dropped by LLVM.
+///
+/// Invariant: `[start, start + LEN)` lies inside the packet.
+#[derive(Clone, Copy)]
+pub(crate) struct Window<const LEN: usize> {
+    start: usize,
+}
+
+impl<const LEN: usize> Window<LEN> {
+    /// `N` bytes at `at`; `at + N <= LEN` is checked at compile time.
+    #[inline(always)]
+    pub(crate) fn get<const N: usize>(&self, at: usize) -> [u8; N] {
+        assert!(at + N <= LEN);
+        // SAFETY: inside the window (asserted above; the window is inside the packet by
+        // its invariant); [u8; N] has alignment 1.
+        unsafe { *((self.start + at) as *const [u8; N]) }
+    }
+
+    /// Writes `value` at `at`; `at + N <= LEN` is checked at compile time.
+    #[inline(always)]
+    pub(crate) fn set<const N: usize>(&self, at: usize, value: [u8; N]) {
+        assert!(at + N <= LEN);
+        // SAFETY: as in `get`; the program owns the packet buffer for its run.
+        unsafe { *((self.start + at) as *mut [u8; N]) = value };
+    }
+}
+
+/// Classifies `packet` for the link configured by `cfg`: `None` unless it is evidence
+/// or an echo request to reflect.
 #[inline(always)]
-pub(crate) fn classify(packet: Packet, cfg: &LinkConfig, direction: Direction) -> Option<Evidence> {
+pub(crate) fn classify(packet: Packet, cfg: &LinkConfig, direction: Direction) -> Option<Verdict> {
     let mut l3 = ETH_HEADER_LEN;
     let mut ethertype = packet.u16_at(12)?;
     if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
@@ -85,8 +149,22 @@ pub(crate) fn classify(packet: Packet, cfg: &LinkConfig, direction: Direction) -
         _ => return None,
     };
     match protocol {
-        IPPROTO_UDP => heartbeat(packet, l4, cfg),
-        IPPROTO_TCP => replication(packet, l4, l3_payload_len, cfg),
+        IPPROTO_UDP => {
+            let destination = packet.u16_at(l4 + 2)?;
+            if destination == cfg.heartbeat_port {
+                heartbeat(packet, l4).map(Verdict::Evidence)
+            } else if destination == cfg.echo_port && cfg.echo_port != 0 {
+                let request = EchoRequest {
+                    l3,
+                    l4,
+                    ipv6: ethertype == ETH_P_IPV6,
+                };
+                echo(packet, request, cfg, direction)
+            } else {
+                None
+            }
+        }
+        IPPROTO_TCP => replication(packet, l4, l3_payload_len, cfg).map(Verdict::Evidence),
         _ => None,
     }
 }
@@ -155,10 +233,7 @@ fn ipv6(
 }
 
 #[inline(always)]
-fn heartbeat(packet: Packet, l4: usize, cfg: &LinkConfig) -> Option<Evidence> {
-    if packet.u16_at(l4 + 2)? != cfg.heartbeat_port {
-        return None;
-    }
+fn heartbeat(packet: Packet, l4: usize) -> Option<Evidence> {
     let payload = l4 + UDP_HEADER_LEN;
     if packet.bytes::<4>(payload)? != heartbeat::MAGIC
         || packet.u8_at(payload + heartbeat::VERSION_OFFSET)? != heartbeat::VERSION
@@ -167,6 +242,45 @@ fn heartbeat(packet: Packet, l4: usize, cfg: &LinkConfig) -> Option<Evidence> {
     }
     let seq = u64::from_be_bytes(packet.bytes::<8>(payload + heartbeat::SEQ_OFFSET)?);
     Some(Evidence::Heartbeat { seq })
+}
+
+/// An echo packet to/from the echo port: a request from the peer to reflect, a reply
+/// from the peer's kernel to count (ingress), or our own request (egress).
+#[inline(always)]
+fn echo(
+    packet: Packet,
+    at: EchoRequest,
+    cfg: &LinkConfig,
+    direction: Direction,
+) -> Option<Verdict> {
+    // One window over the UDP header and the payload: every field is read at a
+    // constant offset from one checked pointer (see `Window`).
+    let udp = packet.window::<{ UDP_HEADER_LEN + echo::LEN }>(at.l4)?;
+    let field_u16 = |at: usize| u16::from_be_bytes(udp.get::<2>(UDP_HEADER_LEN + at));
+    if usize::from(u16::from_be_bytes(udp.get::<2>(4))) != UDP_HEADER_LEN + echo::LEN
+        || udp.get::<4>(UDP_HEADER_LEN) != echo::MAGIC
+        || udp.get::<1>(UDP_HEADER_LEN + echo::VERSION_OFFSET) != [echo::VERSION]
+    {
+        return None;
+    }
+    let [kind] = udp.get::<1>(UDP_HEADER_LEN + echo::KIND_OFFSET);
+    let sender = field_u16(echo::SENDER_OFFSET);
+    let sent_ns = u64::from_be_bytes(udp.get::<8>(UDP_HEADER_LEN + echo::SENT_NS_OFFSET));
+    let responder = field_u16(echo::RESPONDER_OFFSET);
+    match (direction, kind) {
+        (Direction::Ingress, echo::KIND_REQUEST) if sender == cfg.peer_node_id => {
+            Some(Verdict::Reflect(at))
+        }
+        (Direction::Ingress, echo::KIND_REPLY)
+            if sender == cfg.node_id && responder == cfg.peer_node_id =>
+        {
+            Some(Verdict::Evidence(Evidence::Echo { sent_ns }))
+        }
+        (Direction::Egress, echo::KIND_REQUEST) if sender == cfg.node_id => {
+            Some(Verdict::Evidence(Evidence::Echo { sent_ns }))
+        }
+        _ => None,
+    }
 }
 
 #[inline(always)]

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use ha_common::{EdgeEvent, EvidenceKind, LinkStats, heartbeat};
+use ha_common::{EdgeEvent, EvidenceKind, LinkStats, echo, heartbeat};
 use ha_daemon::io::{
     clock::monotonic_ns,
     ebpf::{EdgeEvents, KernelEvidence, LinkSpec},
@@ -15,7 +15,8 @@ use ha_daemon::io::{
 use ha_tests::{Need, nft, topology::TwoNodes};
 
 const HEARTBEAT_PORT: u16 = 7400;
-const OTHER_PORT: u16 = 7401;
+const ECHO_PORT: u16 = 7401;
+const OTHER_PORT: u16 = 7402;
 const REPLICATION_PORT: u16 = 7789;
 
 fn needs(test: &str) -> bool {
@@ -37,14 +38,45 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// Attaches the programs on A's interface, with B as the peer.
+/// Attaches the programs on A's interface (node 1), with B (node 2) as the peer.
 fn attach(nodes: &TwoNodes, silence: Duration) -> (KernelEvidence, EdgeEvents) {
-    let _inside = nodes.a.enter();
+    attach_node(nodes, Node::A, silence)
+}
+
+#[derive(Clone, Copy)]
+enum Node {
+    A,
+    B,
+}
+
+fn attach_node(nodes: &TwoNodes, node: Node, silence: Duration) -> (KernelEvidence, EdgeEvents) {
+    let (ns, interface, peer_ipv4, peer_ipv6, node_id, peer_node_id) = match node {
+        Node::A => (
+            &nodes.a,
+            TwoNodes::A_IF,
+            TwoNodes::B_V4,
+            TwoNodes::B_V6,
+            1,
+            2,
+        ),
+        Node::B => (
+            &nodes.b,
+            TwoNodes::B_IF,
+            TwoNodes::A_V4,
+            TwoNodes::A_V6,
+            2,
+            1,
+        ),
+    };
+    let _inside = ns.enter();
     KernelEvidence::load(&[LinkSpec {
-        interface: TwoNodes::A_IF.to_owned(),
-        peer_ipv4: Some(TwoNodes::B_V4),
-        peer_ipv6: Some(TwoNodes::B_V6),
+        interface: interface.to_owned(),
+        peer_ipv4: Some(peer_ipv4),
+        peer_ipv6: Some(peer_ipv6),
         heartbeat_port: HEARTBEAT_PORT,
+        echo_port: ECHO_PORT,
+        node_id,
+        peer_node_id,
         replication_ports: 7788..=7799,
         silence,
     }])
@@ -352,4 +384,69 @@ fn first_heartbeat_after_silence_produces_exactly_one_edge_event() {
         "the event is the first heartbeat after the silence"
     );
     assert!(second[0].ns - second[0].previous_ns >= silence.as_nanos() as u64);
+}
+
+#[test]
+fn the_peers_kernel_reflects_echo_requests_with_no_process_listening() {
+    if !needs("the_peers_kernel_reflects_echo_requests_with_no_process_listening") {
+        return;
+    }
+    let nodes = TwoNodes::new();
+    let rt = runtime();
+    let _rt = rt.enter();
+    let (a, _a_events) = attach_node(&nodes, Node::A, Duration::ZERO);
+    // B's kernel has the programs but no process of B listens on the echo port.
+    let (b, _b_events) = attach_node(&nodes, Node::B, Duration::ZERO);
+    let (v4, v6) = {
+        let _inside = nodes.a.enter();
+        (
+            UdpSocket::bind((TwoNodes::A_V4, ECHO_PORT)).expect("bind"),
+            UdpSocket::bind((TwoNodes::A_V6, ECHO_PORT)).expect("bind"),
+        )
+    };
+    // Resolve B's addresses first, as the steady flow of heartbeats does in a cluster:
+    // requests sent before that may wait in, or fall out of, the neighbour queue.
+    for address in [TwoNodes::B_V4.to_string(), TwoNodes::B_V6.to_string()] {
+        nodes.a.exec("ping", &["-c", "1", "-W", "2", &address]);
+    }
+    for seq in 1..=30 {
+        let request = echo::request(1, seq, monotonic_ns());
+        v4.send_to(&request, (TwoNodes::B_V4, ECHO_PORT))
+            .expect("send");
+        v6.send_to(&request, (TwoNodes::B_V6, ECHO_PORT))
+            .expect("send");
+    }
+    // The replies reach A's sockets: their rewritten UDP checksums are valid (a bad one
+    // is silently dropped by the receiving stack).
+    let replies = |socket: &UdpSocket| {
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let mut buf = [0u8; 128];
+        let mut seqs = Vec::new();
+        while let Ok(len) = socket.recv(&mut buf) {
+            let reply = echo::parse(&buf[..len]).expect("an echo packet");
+            assert_eq!(
+                (reply.kind, reply.responder, reply.sender),
+                (echo::KIND_REPLY, 2, 1)
+            );
+            seqs.push(reply.seq);
+        }
+        seqs
+    };
+    assert_eq!(replies(&v4), (1..=30).collect::<Vec<_>>());
+    assert_eq!(replies(&v6), (1..=30).collect::<Vec<_>>());
+
+    let (a, b) = (stats(&a), stats(&b));
+    assert_eq!(
+        b.rx.echo_reflected, 60,
+        "B's kernel turned every request around"
+    );
+    assert_eq!(a.tx.echo_packets, 60, "A's egress counted its requests");
+    assert_eq!(a.rx.echo_packets, 60, "A's XDP counted every reply");
+    assert!(
+        a.rx.echo_last_rtt_ns > 0 && a.rx.echo_last_rtt_ns < 100_000_000,
+        "round trip {} ns",
+        a.rx.echo_last_rtt_ns
+    );
 }

@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ha_common::{LinkConfig, PEER_IPV4, PEER_IPV6, heartbeat, program_names::XDP_INGRESS};
+use ha_common::{LinkConfig, PEER_IPV4, PEER_IPV6, echo, heartbeat, program_names::XDP_INGRESS};
 use ha_tests::{
     Need,
     packet::{self, Transport},
@@ -11,6 +11,10 @@ use ha_tests::{
 };
 
 const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+const ECHO_PORT: u16 = 7401;
+const SELF_ID: u16 = 1;
+const PEER_ID: u16 = 2;
 /// The kernel refuses to test-run shorter frames, and no Ethernet device delivers them.
 const MIN_FRAME: usize = 14;
 const PEER_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -21,6 +25,9 @@ const SELF_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 fn config() -> LinkConfig {
     LinkConfig {
         heartbeat_port: 7400,
+        echo_port: ECHO_PORT,
+        node_id: SELF_ID,
+        peer_node_id: PEER_ID,
         replication_port_first: 7788,
         replication_port_last: 7799,
         peer_families: PEER_IPV4 | PEER_IPV6,
@@ -203,4 +210,153 @@ fn malformed_and_foreign_frames_pass_and_do_not_count() {
         "none of these is a heartbeat from the peer"
     );
     assert_eq!(rx.replication_packets, 0);
+}
+
+fn echo_udp(payload: &[u8]) -> Transport<'_> {
+    Transport::Udp {
+        src_port: ECHO_PORT,
+        dst_port: ECHO_PORT,
+        payload,
+    }
+}
+
+/// The ones' complement sum of a UDP datagram with its pseudo-header is 0xFFFF exactly
+/// when its checksum is right.
+fn udp_checksum_ok(addresses: &[u8], udp: &[u8]) -> bool {
+    let mut sum: u64 = 17 + udp.len() as u64;
+    for chunk in addresses.chunks(2).chain(udp.chunks(2)) {
+        let word = [chunk[0], chunk.get(1).copied().unwrap_or(0)];
+        sum += u64::from(u16::from_be_bytes(word));
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    sum == 0xFFFF
+}
+
+#[test]
+fn the_peers_echo_request_is_turned_around_with_a_valid_checksum() {
+    if !ha_tests::require(
+        "the_peers_echo_request_is_turned_around_with_a_valid_checksum",
+        &[Need::Root, Need::EbpfObject],
+    ) {
+        return;
+    }
+    let runner = TestRunner::new(config());
+    let request = echo::request(PEER_ID, 9, 123_456_789);
+    for (what, frame, l3, ipv6) in [
+        (
+            "ipv4",
+            packet::ipv4(None, PEER_V4, SELF_V4, &echo_udp(&request)),
+            14,
+            false,
+        ),
+        (
+            "ipv4 vlan",
+            packet::ipv4(Some(7), PEER_V4, SELF_V4, &echo_udp(&request)),
+            18,
+            false,
+        ),
+        (
+            "ipv6",
+            packet::ipv6(PEER_V6, SELF_V6, &echo_udp(&request)),
+            14,
+            true,
+        ),
+    ] {
+        let outcome = runner.run(XDP_INGRESS, &frame, 1);
+        assert_eq!(outcome.action, XDP_TX, "{what}: reflected");
+        let reply = outcome.frame;
+        assert_eq!(reply.len(), frame.len(), "{what}");
+        assert_eq!(reply[..6], frame[6..12], "{what}: MACs swapped");
+        assert_eq!(reply[6..12], frame[..6], "{what}: MACs swapped");
+        let (addresses, l4) = if ipv6 {
+            assert_eq!(reply[l3 + 8..l3 + 24], frame[l3 + 24..l3 + 40], "{what}");
+            assert_eq!(reply[l3 + 24..l3 + 40], frame[l3 + 8..l3 + 24], "{what}");
+            (&reply[l3 + 8..l3 + 40], l3 + 40)
+        } else {
+            assert_eq!(reply[l3 + 12..l3 + 16], frame[l3 + 16..l3 + 20], "{what}");
+            assert_eq!(reply[l3 + 16..l3 + 20], frame[l3 + 12..l3 + 16], "{what}");
+            (&reply[l3 + 12..l3 + 20], l3 + 20)
+        };
+        let parsed = echo::parse(&reply[l4 + 8..]).expect("a valid echo packet");
+        assert_eq!(parsed.kind, echo::KIND_REPLY, "{what}");
+        assert_eq!(
+            parsed.responder, SELF_ID,
+            "{what}: stamped with our node id"
+        );
+        assert_eq!(
+            (parsed.seq, parsed.sent_ns, parsed.sender),
+            (9, 123_456_789, PEER_ID)
+        );
+        assert!(udp_checksum_ok(addresses, &reply[l4..]), "{what}: checksum");
+    }
+    assert_eq!(runner.stats().rx.echo_reflected, 3);
+    assert_eq!(
+        runner.stats().rx.echo_packets,
+        0,
+        "a request is not a reply"
+    );
+}
+
+#[test]
+fn only_the_peers_complete_echo_requests_are_reflected_and_only_its_replies_count() {
+    if !ha_tests::require(
+        "only_the_peers_complete_echo_requests_are_reflected_and_only_its_replies_count",
+        &[Need::Root, Need::EbpfObject],
+    ) {
+        return;
+    }
+    let runner = TestRunner::new(config());
+    let request = packet::ipv4(
+        None,
+        PEER_V4,
+        SELF_V4,
+        &echo_udp(&echo::request(PEER_ID, 1, 5)),
+    );
+    for len in MIN_FRAME..request.len() {
+        assert_passes_unaltered(&runner, &request[..len], &format!("request cut at {len}"));
+    }
+    let foreign_sender = echo::request(3, 1, 5);
+    assert_passes_unaltered(
+        &runner,
+        &packet::ipv4(None, PEER_V4, SELF_V4, &echo_udp(&foreign_sender)),
+        "request from another node id",
+    );
+    let from_stranger = echo::request(PEER_ID, 1, 5);
+    assert_passes_unaltered(
+        &runner,
+        &packet::ipv4(
+            None,
+            Ipv4Addr::new(192, 0, 2, 9),
+            SELF_V4,
+            &echo_udp(&from_stranger),
+        ),
+        "request from another address",
+    );
+    let mut longer = echo::request(PEER_ID, 1, 5).to_vec();
+    longer.push(0);
+    assert_passes_unaltered(
+        &runner,
+        &packet::ipv4(None, PEER_V4, SELF_V4, &echo_udp(&longer)),
+        "request of the wrong length",
+    );
+    assert_eq!(runner.stats().rx.echo_reflected, 0);
+
+    // Replies: ours, stamped by the peer, count; stamped by anyone else, not.
+    let reply = |responder: u16| {
+        let mut payload = echo::request(SELF_ID, 4, 1_000);
+        payload[echo::KIND_OFFSET] = echo::KIND_REPLY;
+        payload[echo::RESPONDER_OFFSET..echo::RESPONDER_OFFSET + 2]
+            .copy_from_slice(&responder.to_be_bytes());
+        packet::ipv4(None, PEER_V4, SELF_V4, &echo_udp(&payload))
+    };
+    assert_passes_unaltered(&runner, &reply(PEER_ID), "reply from the peer");
+    assert_passes_unaltered(&runner, &reply(9), "reply stamped by another node");
+    let rx = runner.stats().rx;
+    assert_eq!(rx.echo_packets, 1);
+    assert!(
+        rx.echo_last_rtt_ns > 0,
+        "round trip measured from the sent time"
+    );
 }

@@ -44,6 +44,12 @@ pub struct LinkSpec {
     pub peer_ipv6: Option<Ipv6Addr>,
     /// UDP port heartbeats are sent to.
     pub heartbeat_port: u16,
+    /// UDP port of echo packets (both ends); 0 disables the echo reflector.
+    pub echo_port: u16,
+    /// This node's id, stamped into reflected echo replies.
+    pub node_id: u16,
+    /// The peer's node id: only its echo requests are reflected.
+    pub peer_node_id: u16,
     /// TCP ports of DRBD replication (either end of a connection).
     pub replication_ports: RangeInclusive<u16>,
     /// Evidence after this much silence produces an [`EdgeEvent`].
@@ -273,6 +279,9 @@ fn link_config(spec: &LinkSpec, ifindex: u32) -> Result<LinkConfig, EbpfError> {
     let mut config = LinkConfig {
         ifindex,
         heartbeat_port: spec.heartbeat_port,
+        echo_port: spec.echo_port,
+        node_id: spec.node_id,
+        peer_node_id: spec.peer_node_id,
         replication_port_first: *spec.replication_ports.start(),
         replication_port_last: *spec.replication_ports.end(),
         silence_ns: u64::try_from(spec.silence.as_nanos()).unwrap_or(u64::MAX),
@@ -379,6 +388,9 @@ mod tests {
             peer_ipv4: Some(Ipv4Addr::new(192, 0, 2, 2)),
             peer_ipv6: None,
             heartbeat_port: 7400,
+            echo_port: 7401,
+            node_id: 1,
+            peer_node_id: 2,
             replication_ports: 7788..=7799,
             silence: Duration::from_millis(100),
         }
