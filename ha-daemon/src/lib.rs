@@ -1,6 +1,7 @@
 //! The ha-daemon library: everything the `ha-daemon` binary does, as modules.
 //!
 //! - [`cli`]: the command line, parsed into typed arguments.
+//! - [`core`]: the pure logic (wire format, failure detector); no I/O, time is a parameter.
 //! - [`counters`]: `ha-daemon counters`, live kernel evidence counters per link.
 //! - [`io`]: thin I/O drivers, the only code that makes syscalls or reads clocks
 //!   ([`io::ebpf`] loads and attaches the kernel programs, [`io::clock`] reads the clock).
@@ -9,5 +10,6 @@
 //! drivers are thin and only move data between the kernel and that logic.
 
 pub mod cli;
+pub mod core;
 pub mod counters;
 pub mod io;

@@ -1,0 +1,34 @@
+//! The pure core: every decision the daemon makes, as plain data and functions.
+//!
+//! Rule: nothing under `core` does I/O or reads a clock. No sockets, files, processes,
+//! tokio, `Instant::now` or `SystemTime::now`. Time enters as a parameter ([`time::Instant`],
+//! nanoseconds on the CLOCK_MONOTONIC base that the kernel also stamps evidence with);
+//! timers leave as data (`poll_timeout`). The I/O drivers in [`crate::io`] feed the core
+//! and carry out what it returns, so everything here is deterministic and is tested with
+//! simulated time.
+//!
+//! - [`time`]: [`time::Instant`], the time value.
+//! - [`wire`]: heartbeat encode/decode with HMAC-SHA256, [`wire::ReplayGuard`],
+//!   [`wire::RejectCounts`].
+//! - [`estimator`]: loss and jitter of a periodic evidence stream, and the adaptive dead
+//!   time they imply (the math is in its doc).
+//! - [`dampening`]: flap penalty with a half-life, and the `rise` it implies.
+//! - [`evidence`]: links ([`evidence::LinkId`], [`evidence::LinkSet`]) and the evidence
+//!   that arrives on them.
+//! - [`link`]: one link's state, hysteresis and dead time.
+//! - [`detector`]: the failure detector, links combined into the peer's state, with the
+//!   `handle_*` / `poll_*` call order; [`detector_config`] holds its settings.
+
+pub mod dampening;
+pub mod detector;
+pub mod detector_config;
+pub mod estimator;
+pub mod evidence;
+pub mod link;
+pub mod time;
+pub mod wire;
+
+#[cfg(test)]
+mod detector_props;
+#[cfg(test)]
+mod test_sim;
