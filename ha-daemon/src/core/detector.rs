@@ -15,11 +15,14 @@
 //!   resources) still run. Report it; never take over on it.
 //!
 //! Unauthenticated evidence (kernel heartbeat counts, echoes, replication) may keep the
-//! peer from being lost, but never makes it *alive* on its own: a kernel heartbeat
-//! counts as a heartbeat only within `unverified_grace` of the newest verified heartbeat
-//! on any link. Forged heartbeats (wrong key) therefore keep a lost peer looking alive
-//! for at most `unverified_grace + dead_after`; after that it is "daemon down" for as long
-//! as the forgery goes on, which delays a takeover but can never cause one.
+//! peer from being lost, but never makes it *alive* on its own. A kernel heartbeat count
+//! is evidence at all only within `unverified_grace` of the newest verified heartbeat on
+//! any link: it stands for packets our daemon has not verified *yet* (a stalled daemon
+//! catches up within the grace), not for packets that never verify. Forged heartbeats
+//! (wrong key, the peer's address) therefore keep a lost peer from being lost for at
+//! most `unverified_grace + dead_after`, then are ignored. Echoes and replication traffic
+//! (the peer's kernel and DRBD) keep it "daemon down", which delays a takeover and can
+//! never cause one.
 //!
 //! Degraded: at least one link up and at least one down ([`Event::Degraded`], reported
 //! again when the set of down links changes); [`Event::AllLinksUp`] ends it.
@@ -140,6 +143,8 @@ pub struct Detector {
     now: Instant,
     peer: PeerState,
     verified_any: Option<Instant>,
+    /// Kernel heartbeat counts outside the grace after a verified heartbeat.
+    ignored_unverified: u64,
     degraded: Option<LinkSet>,
     events: VecDeque<Event>,
 }
@@ -163,6 +168,7 @@ impl Detector {
             now,
             peer: PeerState::Unknown,
             verified_any: None,
+            ignored_unverified: 0,
             degraded: None,
             events: VecDeque::new(),
         })
@@ -178,6 +184,15 @@ impl Detector {
     ) -> Result<(), UnknownLink> {
         let now = self.advance(at);
         let config = self.config;
+        let unverified = kind == EvidenceKind::KernelHeartbeat
+            && !self
+                .verified_any
+                .is_some_and(|verified| at <= verified.saturating_add(config.unverified_grace));
+        if unverified {
+            self.link_mut(link)?;
+            self.ignored_unverified += 1;
+            return Ok(());
+        }
         let state = self.link_mut(link)?;
         let evidence = Evidence { link, kind, at };
         let rose = state.record(evidence, now, &config);
@@ -255,6 +270,12 @@ impl Detector {
             Some(link) if link.state().is_up() => LinkHearing::Up,
             Some(_) => LinkHearing::Down,
         })
+    }
+
+    /// Kernel heartbeat counts ignored because no verified heartbeat came within
+    /// `unverified_grace` before them (forged, or from a peer with another key).
+    pub fn ignored_unverified(&self) -> u64 {
+        self.ignored_unverified
     }
 
     /// The latest time the detector was given.
@@ -628,7 +649,7 @@ mod tests {
     }
 
     #[test]
-    fn forged_kernel_heartbeats_keep_a_lost_peer_alive_only_for_grace_plus_dead_after() {
+    fn forged_kernel_heartbeats_delay_peer_lost_only_for_grace_plus_dead_after() {
         let config = config();
         let mut sim = Sim::new(config, 1);
         let last = sim.clean_history(ms(5), 2_000, 1);
@@ -644,15 +665,16 @@ mod tests {
         let bound = last
             .saturating_add(config.unverified_grace)
             .saturating_add(config.dead_after_max);
-        let not_alive_at = sim.events.iter().find_map(|event| match *event {
-            Event::PeerDaemonDown { at, .. } => Some(at),
+        let lost_at = sim.events.iter().find_map(|event| match *event {
+            Event::PeerLost { at, .. } => Some(at),
             _ => None,
         });
         assert!(
-            not_alive_at.is_some_and(|at| at <= bound),
-            "{not_alive_at:?} > {bound}"
+            lost_at.is_some_and(|at| at <= bound),
+            "{lost_at:?} > {bound}"
         );
-        assert_eq!(sim.peer(), PeerState::DaemonDown);
+        assert_eq!(sim.peer(), PeerState::Lost);
+        assert!(sim.detector.ignored_unverified() > 0);
         assert_eq!(
             sim.count(|e| matches!(e, Event::PeerAlive { .. })),
             1,
@@ -662,12 +684,24 @@ mod tests {
 
     #[test]
     fn kernel_heartbeats_never_bring_an_unverified_peer_alive() {
-        let mut sim = Sim::new(config(), 1);
+        let config = config();
+        let mut sim = Sim::new(config, 1);
         for i in 1..=100 {
             sim.evidence(ms(5 * i), 0, EvidenceKind::KernelHeartbeat);
         }
-        assert_eq!(sim.peer(), PeerState::DaemonDown);
-        sim.evidence(ms(505), 0, EvidenceKind::VerifiedHeartbeat);
+        assert_eq!(
+            sim.peer(),
+            PeerState::Lost,
+            "nothing verified: not even daemon-down"
+        );
+        assert_eq!(sim.detector.ignored_unverified(), 100);
+        for i in 0..config.rise {
+            sim.evidence(
+                ms(505 + 5 * u64::from(i)),
+                0,
+                EvidenceKind::VerifiedHeartbeat,
+            );
+        }
         assert_eq!(sim.peer(), PeerState::Alive);
     }
 
