@@ -60,7 +60,15 @@ fn run(task: Task) -> anyhow::Result<()> {
             toolchain::ensure_ebpf_toolchain()?;
             // Unprivileged tests first (fast feedback), then the privileged ones, one at a
             // time: they share the kernel (namespaces, BPF).
-            cargo(&["test", "--package", "ha-common", "--package", "ha-daemon", "--package", "xtask"])?;
+            cargo(&[
+                "test",
+                "--package",
+                "ha-common",
+                "--package",
+                "ha-daemon",
+                "--package",
+                "xtask",
+            ])?;
             cargo(&["test", "--package", "ha-tests", "--", "--test-threads=1"])
         }
         Task::Lab => {
