@@ -39,6 +39,18 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: heartbeats, failure detection, events on stdout (JSON lines).
+    Run {
+        /// The node's configuration file.
+        #[arg(long, short, default_value = "/etc/ha-daemon/cluster.toml")]
+        config: std::path::PathBuf,
+    },
+    /// Check a configuration file and report every problem with file, line and column.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(long, short, default_value = "/etc/ha-daemon/cluster.toml")]
+        config: std::path::PathBuf,
+    },
     /// Attach the kernel evidence counters to links and print them live.
     Counters(CountersArgs),
 }

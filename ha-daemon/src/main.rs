@@ -17,7 +17,15 @@ async fn main() -> ExitCode {
         LogFormat::Json => logs.json().init(),
     }
     let result = match cli.command {
-        Command::Counters(args) => ha_daemon::counters::run(args).await,
+        Command::Run { config } => ha_daemon::daemon::run(&config)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::CheckConfig { config } => ha_daemon::config::Config::load(&config)
+            .map(|_| println!("{}: ok", config.display()))
+            .map_err(|e| e.to_string()),
+        Command::Counters(args) => ha_daemon::counters::run(args)
+            .await
+            .map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

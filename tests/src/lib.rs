@@ -6,10 +6,13 @@
 //!   `.ci/run`), where a skip is a failure.
 //! - [`netns::NetNs`]: a network namespace that is deleted on drop (with everything in
 //!   it: veths, addresses, attached XDP programs, nftables rules).
-//! - [`topology::TwoNodes`]: two namespaces joined by a veth pair, the smallest "cluster".
+//! - [`topology::TwoNodes`]: two namespaces joined by veth pairs, the smallest "cluster".
+//! - [`daemon::Daemon`]: `ha-daemon run` in a namespace with its event stream; stopped
+//!   on drop.
 //!
 //! Tests that change kernel state run one at a time (`--test-threads=1`).
 
+pub mod daemon;
 pub mod netns;
 pub mod nft;
 pub mod packet;
@@ -27,6 +30,8 @@ pub enum Need {
     EbpfObject,
     /// A program on PATH.
     Program(&'static str),
+    /// The `ha-daemon` binary is built next to the tests.
+    DaemonBinary,
 }
 
 /// Environment variable that turns a skip into a failure.
@@ -52,6 +57,12 @@ fn unmet(need: Need) -> Option<String> {
             .then(|| "needs root (network namespaces, BPF)".to_owned()),
         Need::EbpfObject => ha_daemon::io::ebpf::object().is_none().then(|| {
             "ha-daemon was built without its eBPF object (run `cargo xtask build-ebpf`)".to_owned()
+        }),
+        Need::DaemonBinary => (!daemon::binary().exists()).then(|| {
+            format!(
+                "{} is not built (run `cargo build -p ha-daemon`; `cargo xtask test` does)",
+                daemon::binary().display()
+            )
         }),
         Need::Program(program) => {
             let found = Command::new("sh")

@@ -69,6 +69,8 @@ fn run(task: Task) -> anyhow::Result<()> {
                 "--package",
                 "xtask",
             ])?;
+            // The end-to-end tests run the daemon binary itself.
+            cargo(&["build", "--package", "ha-daemon", "--bins"])?;
             cargo(&["test", "--package", "ha-tests", "--", "--test-threads=1"])
         }
         Task::Lab => {

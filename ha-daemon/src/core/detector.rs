@@ -55,7 +55,8 @@ use super::time::Instant;
 use super::wire::{LINK_SLOTS, LinkHearing};
 
 /// The peer's state, as the detector sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PeerState {
     /// Nothing decided yet (start-up).
     Unknown,
@@ -68,7 +69,8 @@ pub enum PeerState {
 }
 
 /// A change the detector reports. Each carries the evidence that decided it.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// `link` met its `rise` with `evidence`.
     LinkUp {
@@ -185,9 +187,9 @@ impl Detector {
         let now = self.advance(at);
         let config = self.config;
         let unverified = kind == EvidenceKind::KernelHeartbeat
-            && !self
+            && self
                 .verified_any
-                .is_some_and(|verified| at <= verified.saturating_add(config.unverified_grace));
+                .is_none_or(|verified| at > verified.saturating_add(config.unverified_grace));
         if unverified {
             self.link_mut(link)?;
             self.ignored_unverified += 1;

@@ -5,10 +5,11 @@ use std::fmt;
 use super::time::Instant;
 use super::wire::LINK_SLOTS;
 
-/// A link, named by its slot (the index of its kernel stats, `ha_common::LinkConfig::slot`).
+/// A link, named by its slot (its index in `ha_common::LinkTable` and the kernel stats).
 ///
 /// Invariant: the slot is below `ha_common::MAX_LINKS`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
 pub struct LinkId(u8);
 
 impl LinkId {
@@ -34,7 +35,8 @@ impl fmt::Display for LinkId {
 }
 
 /// A set of links, as a bitmask over the slots.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(into = "Vec<LinkId>")]
 pub struct LinkSet(u8);
 const _: () = assert!(LINK_SLOTS <= u8::BITS as usize);
 
@@ -86,7 +88,8 @@ impl FromIterator<LinkId> for LinkSet {
 }
 
 /// What a piece of evidence is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EvidenceKind {
     /// A heartbeat counted by our XDP program (kernel timestamp; not authenticated).
     KernelHeartbeat,
@@ -100,7 +103,7 @@ pub enum EvidenceKind {
 }
 
 /// One piece of evidence: the peer was alive on `link` at `at`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Evidence {
     /// Where it arrived.
     pub link: LinkId,
@@ -108,6 +111,12 @@ pub struct Evidence {
     pub kind: EvidenceKind,
     /// When it arrived (kernel or socket timestamp).
     pub at: Instant,
+}
+
+impl From<LinkSet> for Vec<LinkId> {
+    fn from(set: LinkSet) -> Self {
+        set.iter().collect()
+    }
 }
 
 #[cfg(test)]

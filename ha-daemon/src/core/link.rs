@@ -27,7 +27,8 @@ use super::estimator::StreamEstimator;
 use super::evidence::{Evidence, EvidenceKind, LinkId};
 use super::time::{Instant, nanos};
 /// Why a link is down.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
 pub enum DownReason {
     /// No evidence yet since the detector started.
     Startup,

@@ -15,7 +15,8 @@ use std::time::Duration;
 /// Invariant kept by the caller, not by the type: the instants handed to one core object
 /// come from one clock, so they are comparable. Arithmetic saturates at `0` and
 /// `u64::MAX` (about 584 years of uptime), so it never panics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
 pub struct Instant(u64);
 
 impl Instant {

@@ -2,3 +2,6 @@
 
 pub mod clock;
 pub mod ebpf;
+pub mod key_file;
+pub mod link_socket;
+pub mod realtime;

@@ -1,0 +1,360 @@
+//! The detection loop: the thin driver around the pure [`Detector`].
+//!
+//! It runs on its own thread, with a real-time priority when configured, so a loaded
+//! machine does not delay our heartbeats (a false takeover on the peer) or our view of
+//! the peer's (a false alarm here). Every interval it sends a heartbeat and an echo
+//! request on every link and reads the kernel counters; received heartbeats are
+//! verified and fed with their kernel receive time. Before the detector judges silence
+//! (`handle_timeout`), the kernel counters are always read first: evidence the kernel
+//! saw while this thread was descheduled is never mistaken for silence.
+//!
+//! Outputs: detector events, each stamped, sent to the daemon's main runtime.
+
+use std::{sync::Arc, time::Duration};
+
+use ha_common::{Counters, echo};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::{
+    config::Config,
+    core::{
+        detector::{Detector, Event},
+        evidence::{EvidenceKind, LinkId, LinkSet},
+        time::Instant,
+        wire::{
+            self, Flags, Heartbeat, HeartbeatKey, RejectCounts, ReplayGuard, ResourceHealth, Role,
+        },
+    },
+    io::{
+        clock,
+        ebpf::{EdgeEvents, KernelEvidence, LinkSpec},
+        link_socket::{LinkAddresses, LinkSocket},
+    },
+};
+
+/// Why detection could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectionError {
+    /// A link's sockets could not be opened.
+    #[error("link {link}: {source}")]
+    Socket {
+        /// Link name.
+        link: String,
+        /// What the socket calls said.
+        source: std::io::Error,
+    },
+    /// The detector refused its configuration.
+    #[error("detector: {0}")]
+    Detector(#[from] crate::core::detector_config::ConfigError),
+}
+
+/// Whether kernel evidence is in use, and if not, why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum EvidenceMode {
+    /// XDP/tc counters, echo reflection and edge events are active.
+    Ebpf,
+    /// Userspace only (socket receive times): degraded.
+    Userspace {
+        /// Why eBPF is not in use.
+        reason: String,
+    },
+}
+
+/// One detector event as the daemon reports it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Report {
+    /// CLOCK_MONOTONIC ns when the driver saw the event.
+    pub monotonic_ns: u64,
+    /// The event.
+    pub event: Event,
+}
+
+/// A received heartbeat datagram on a link, with its kernel receive time.
+struct Datagram {
+    link: usize,
+    bytes: Vec<u8>,
+    at_ns: u64,
+}
+
+/// The state of the loop (see the module doc).
+pub struct Detection {
+    config: Config,
+    key: HeartbeatKey,
+    detector: Detector,
+    sockets: Vec<Arc<LinkSocket>>,
+    kernel: Option<KernelEvidence>,
+    /// Kernel counters as last read, per link, to see what advanced.
+    seen: Vec<Counters>,
+    replay: Vec<ReplayGuard>,
+    rejects: Vec<RejectCounts>,
+    seq: u64,
+}
+
+impl Detection {
+    /// Opens the link sockets and, when possible, loads the kernel programs (else the
+    /// reason lands in the returned mode). Must run inside a tokio runtime.
+    pub fn start(
+        config: Config,
+        key: HeartbeatKey,
+        now: Instant,
+    ) -> Result<(Self, Option<EdgeEvents>, EvidenceMode), DetectionError> {
+        let sockets = config
+            .links
+            .iter()
+            .map(|link| {
+                LinkSocket::open(&LinkAddresses {
+                    interface: link.interface.clone(),
+                    local: link.local,
+                    peer: link.peer,
+                    heartbeat_port: config.heartbeat.port,
+                    echo_port: config.heartbeat.echo_port,
+                    dscp: config.heartbeat.dscp,
+                })
+                .map(Arc::new)
+                .map_err(|source| DetectionError::Socket {
+                    link: link.name.clone(),
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let specs: Vec<LinkSpec> = config
+            .links
+            .iter()
+            .map(|link| LinkSpec {
+                interface: link.interface.clone(),
+                peer_ipv4: match link.peer {
+                    std::net::IpAddr::V4(v4) => Some(v4),
+                    std::net::IpAddr::V6(_) => None,
+                },
+                peer_ipv6: match link.peer {
+                    std::net::IpAddr::V6(v6) => Some(v6),
+                    std::net::IpAddr::V4(_) => None,
+                },
+                heartbeat_port: config.heartbeat.port,
+                echo_port: config.heartbeat.echo_port,
+                node_id: config.node_id,
+                peer_node_id: config.peer_node_id,
+                replication_ports: config.replication_ports.clone(),
+                silence: config.heartbeat.interval * 2,
+            })
+            .collect();
+        let (kernel, edges, mode) = match KernelEvidence::load(&specs) {
+            Ok((kernel, edges)) => (Some(kernel), Some(edges), EvidenceMode::Ebpf),
+            Err(error) => {
+                warn!(%error, "running WITHOUT kernel evidence: userspace socket timestamps only");
+                (
+                    None,
+                    None,
+                    EvidenceMode::Userspace {
+                        reason: error.to_string(),
+                    },
+                )
+            }
+        };
+        let detector = Detector::new(config.detector, LinkSet::first(config.links.len()), now)?;
+        let links = config.links.len();
+        // Survives restarts without a stored counter: a new process starts above any
+        // sequence number the old one can have sent (see wire::Heartbeat::seq).
+        let seq = clock::realtime_ns();
+        Ok((
+            Self {
+                config,
+                key,
+                detector,
+                sockets,
+                kernel,
+                seen: vec![Counters::default(); links],
+                replay: vec![ReplayGuard::new(); links],
+                rejects: vec![RejectCounts::default(); links],
+                seq,
+            },
+            edges,
+            mode,
+        ))
+    }
+
+    /// Runs until `reports` is closed.
+    pub async fn run(
+        mut self,
+        mut edges: Option<EdgeEvents>,
+        reports: mpsc::UnboundedSender<Report>,
+    ) {
+        let (datagrams_tx, mut datagrams) = mpsc::unbounded_channel();
+        for (link, socket) in self.sockets.iter().enumerate() {
+            tokio::spawn(receive(link, Arc::clone(socket), datagrams_tx.clone()));
+        }
+        let mut tick = tokio::time::interval(self.config.heartbeat.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        loop {
+            let deadline = self
+                .detector
+                .poll_timeout()
+                .map(tokio_deadline)
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = tick.tick() => {
+                    if reports.is_closed() {
+                        return;
+                    }
+                    self.send_all();
+                    self.read_kernel();
+                    self.detector.handle_timeout(clock::now());
+                }
+                Some(datagram) = datagrams.recv() => self.verify(datagram),
+                edge = next_edge(&mut edges) => {
+                    if let Err(error) = edge {
+                        warn!(%error, "edge events stopped");
+                        edges = None;
+                    }
+                    self.read_kernel();
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    self.read_kernel();
+                    self.detector.handle_timeout(clock::now());
+                }
+            }
+            while let Some(event) = self.detector.poll_event() {
+                debug!(?event, "detector");
+                let report = Report {
+                    monotonic_ns: clock::monotonic_ns(),
+                    event,
+                };
+                if reports.send(report).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn send_all(&mut self) {
+        self.seq += 1;
+        let heartbeat = Heartbeat {
+            seq: self.seq,
+            cluster_id: self.config.cluster_id,
+            node_id: self.config.node_id,
+            epoch: 0,
+            role: Role::Secondary,
+            flags: Flags::empty(),
+            health: ResourceHealth::Unknown,
+            hears: self.detector.hearing(),
+        };
+        let datagram = wire::encode(&heartbeat, &self.key);
+        let request = echo::request(self.config.node_id, self.seq, clock::monotonic_ns());
+        for (socket, link) in self.sockets.iter().zip(&self.config.links) {
+            if let Err(error) = socket.send_heartbeat(&datagram) {
+                debug!(link = %link.name, %error, "heartbeat not sent");
+            }
+            if self.kernel.is_some()
+                && let Err(error) = socket.send_echo(&request)
+            {
+                debug!(link = %link.name, %error, "echo request not sent");
+            }
+        }
+    }
+
+    /// Feeds every kernel timestamp that advanced since the last read.
+    fn read_kernel(&mut self) {
+        let Some(kernel) = &self.kernel else { return };
+        for (slot, seen) in self.seen.iter_mut().enumerate() {
+            let Ok(stats) = kernel.stats(slot as u32) else {
+                continue;
+            };
+            let Some(link) = u8::try_from(slot).ok().and_then(LinkId::new) else {
+                continue;
+            };
+            let rx = stats.rx;
+            for (now_ns, before_ns, kind) in [
+                (
+                    rx.heartbeat_last_ns,
+                    seen.heartbeat_last_ns,
+                    EvidenceKind::KernelHeartbeat,
+                ),
+                (rx.echo_last_ns, seen.echo_last_ns, EvidenceKind::Echo),
+                (
+                    rx.replication_last_ns,
+                    seen.replication_last_ns,
+                    EvidenceKind::Replication,
+                ),
+            ] {
+                if now_ns > before_ns {
+                    let _ = self
+                        .detector
+                        .handle_evidence(Instant::from_nanos(now_ns), link, kind);
+                }
+            }
+            *seen = rx;
+        }
+    }
+
+    fn verify(&mut self, datagram: Datagram) {
+        let link = datagram.link;
+        let decoded = wire::decode(
+            &datagram.bytes,
+            &self.key,
+            self.config.cluster_id,
+            self.config.node_id,
+        )
+        .and_then(|heartbeat| {
+            if heartbeat.node_id != self.config.peer_node_id {
+                return Err(wire::Reject::Malformed);
+            }
+            self.replay[link].check(&heartbeat).map(|()| heartbeat)
+        });
+        match (decoded, u8::try_from(link).ok().and_then(LinkId::new)) {
+            (Ok(_), Some(id)) => {
+                let _ = self.detector.handle_evidence(
+                    Instant::from_nanos(datagram.at_ns),
+                    id,
+                    EvidenceKind::VerifiedHeartbeat,
+                );
+            }
+            (Err(reject), _) => {
+                self.rejects[link].record(reject);
+                debug!(link = %self.config.links[link].name, %reject, "heartbeat rejected");
+            }
+            (Ok(_), None) => {}
+        }
+    }
+
+    /// Heartbeats rejected so far, per link (in link order).
+    pub fn rejects(&self) -> &[RejectCounts] {
+        &self.rejects
+    }
+}
+
+async fn receive(link: usize, socket: Arc<LinkSocket>, out: mpsc::UnboundedSender<Datagram>) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        match socket.recv_heartbeat(&mut buf).await {
+            Ok(received) => {
+                let datagram = Datagram {
+                    link,
+                    bytes: buf[..received.len].to_vec(),
+                    at_ns: received.at_ns,
+                };
+                if out.send(datagram).is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                warn!(link, %error, "heartbeat receive failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn next_edge(edges: &mut Option<EdgeEvents>) -> std::io::Result<()> {
+    match edges {
+        Some(edges) => edges.next().await.map(|_| ()),
+        None => std::future::pending().await,
+    }
+}
+
+/// The tokio instant at which CLOCK_MONOTONIC reaches `at`.
+fn tokio_deadline(at: Instant) -> tokio::time::Instant {
+    let ahead = at.as_nanos().saturating_sub(clock::monotonic_ns());
+    tokio::time::Instant::now() + Duration::from_nanos(ahead)
+}

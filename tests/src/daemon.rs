@@ -1,0 +1,164 @@
+//! `ha-daemon run` as a child process inside a test namespace, with its event stream
+//! (JSON lines on stdout) collected by a reader thread. Killed on drop.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use serde_json::Value;
+
+use crate::netns::NetNs;
+
+/// The `ha-daemon` binary next to the test binary (`cargo xtask test` builds it).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>/ha-daemon
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target directory")
+        .join("ha-daemon")
+}
+
+/// A running daemon. Dropping it stops it (SIGTERM, then SIGKILL after 2 s).
+pub struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl Daemon {
+    /// Starts `ha-daemon run --config CONFIG` in `ns`.
+    pub fn start(ns: &NetNs, config: &Path) -> Self {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns.name()])
+            .arg(binary())
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start ha-daemon");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("ha-daemon printed a non-JSON line `{line}`: {e}"));
+                if tx.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The process id (`ip netns exec` execs the daemon, so it is the daemon's).
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits"))
+    }
+
+    /// Sends `signal` to the daemon.
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).expect("signal the daemon");
+    }
+
+    /// Waits up to `timeout` for a line matching `wanted`, keeping every line read in
+    /// [`Daemon::seen`]. Returns the match.
+    pub fn wait_for(
+        &mut self,
+        timeout: Duration,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let value = self.lines.recv_timeout(left).ok()?;
+            self.seen.push(value.clone());
+            if wanted(&value) {
+                return Some(value);
+            }
+        }
+    }
+
+    /// Reads every line that arrives within `span`.
+    pub fn collect_for(&mut self, span: Duration) -> Vec<Value> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + span;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(value) => {
+                    self.seen.push(value.clone());
+                    got.push(value);
+                }
+                Err(_) => break,
+            }
+        }
+        got
+    }
+
+    /// Every line read so far.
+    pub fn seen(&self) -> &[Value] {
+        &self.seen
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = kill(self.pid(), Signal::SIGCONT);
+        let _ = kill(self.pid(), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The type of a detector event line (`{"event": {"type": ...}}`), if it is one.
+pub fn event_type(line: &Value) -> Option<&str> {
+    line.get("event")?.get("type")?.as_str()
+}
+
+/// A directory of test files, removed on drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates a fresh directory under the system temp dir.
+    pub fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("hat-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self { path }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
