@@ -8,6 +8,9 @@
 //! (`handle_timeout`), the kernel counters are always read first: evidence the kernel
 //! saw while this thread was descheduled is never mistaken for silence.
 //!
+//! Carrier changes of the link interfaces come from netlink and take a link down at
+//! once.
+//!
 //! Outputs: detector events, each stamped, sent to the daemon's main runtime.
 
 use std::{sync::Arc, time::Duration};
@@ -27,6 +30,7 @@ use crate::{
         },
     },
     io::{
+        carrier::{self, CarrierChange},
         clock,
         ebpf::{EdgeEvents, KernelEvidence, LinkSpec},
         link_socket::{LinkAddresses, LinkSocket},
@@ -185,6 +189,18 @@ impl Detection {
         for (link, socket) in self.sockets.iter().enumerate() {
             tokio::spawn(receive(link, Arc::clone(socket), datagrams_tx.clone()));
         }
+        let (carrier_tx, mut carrier_changes) = mpsc::unbounded_channel();
+        let ifindexes = self
+            .config
+            .links
+            .iter()
+            .map(|link| nix::net::if_::if_nametoindex(link.interface.as_str()).unwrap_or(0))
+            .collect();
+        tokio::spawn(async move {
+            if let Err(error) = carrier::watch(ifindexes, carrier_tx).await {
+                warn!(%error, "no carrier notifications: link loss is seen by silence only");
+            }
+        });
         let mut tick = tokio::time::interval(self.config.heartbeat.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         loop {
@@ -203,6 +219,12 @@ impl Detection {
                     self.detector.handle_timeout(clock::now());
                 }
                 Some(datagram) = datagrams.recv() => self.verify(datagram),
+                Some(CarrierChange { link, up }) = carrier_changes.recv() => {
+                    self.read_kernel();
+                    if let Some(id) = u8::try_from(link).ok().and_then(LinkId::new) {
+                        let _ = self.detector.handle_carrier(clock::now(), id, up);
+                    }
+                }
                 edge = next_edge(&mut edges) => {
                     if let Err(error) = edge {
                         warn!(%error, "edge events stopped");
