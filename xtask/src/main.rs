@@ -60,15 +60,21 @@ fn run(task: Task) -> anyhow::Result<()> {
             toolchain::ensure_ebpf_toolchain()?;
             // Unprivileged tests first (fast feedback), then the privileged ones, one at a
             // time: they share the kernel (namespaces, BPF).
-            cargo(&[
-                "test",
-                "--package",
-                "ha-common",
-                "--package",
-                "ha-daemon",
-                "--package",
-                "xtask",
-            ])?;
+            // The detector's long loss simulation runs its full 10^7 heartbeat intervals
+            // (about 1.5 minutes in a debug build) unless the caller chose another count.
+            let long_sim = std::env::var("HA_LONG_SIM").unwrap_or_else(|_| "10000000".to_owned());
+            cargo_with_env(
+                &[
+                    "test",
+                    "--package",
+                    "ha-common",
+                    "--package",
+                    "ha-daemon",
+                    "--package",
+                    "xtask",
+                ],
+                &[("HA_LONG_SIM", &long_sim)],
+            )?;
             // The end-to-end tests run the daemon binary itself.
             cargo(&["build", "--package", "ha-daemon", "--bins"])?;
             cargo(&["test", "--package", "ha-tests", "--", "--test-threads=1"])
@@ -108,10 +114,16 @@ fn require_root(what: &str) -> anyhow::Result<()> {
 
 /// Runs `cargo ARGS` (the cargo that runs xtask) and fails when it fails.
 fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    cargo_with_env(args, &[])
+}
+
+/// [`cargo`] with extra environment variables.
+fn cargo_with_env(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("xtask: cargo {}", args.join(" "));
     let status = toolchain::command(&cargo)
         .args(args)
+        .envs(env.iter().copied())
         .status()
         .with_context(|| format!("running {cargo}"))?;
     if !status.success() {
