@@ -17,14 +17,18 @@ use serde_json::Value;
 
 use crate::netns::NetNs;
 
-/// The `ha-daemon` binary next to the test binary (`cargo xtask test` builds it).
+/// The `ha-daemon` binary of the same build as the running test or tool
+/// (`target/<profile>/ha-daemon`; `cargo xtask test` and `cargo xtask lab` build it).
 pub fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/<test> -> target/<profile>/ha-daemon
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target directory")
-        .join("ha-daemon")
+    let exe = std::env::current_exe().expect("own executable path");
+    let dir = exe.parent().expect("executable directory");
+    // Tests run from target/<profile>/deps/, tools from target/<profile>/.
+    let profile_dir = if dir.ends_with("deps") {
+        dir.parent().expect("profile directory")
+    } else {
+        dir
+    };
+    profile_dir.join("ha-daemon")
 }
 
 /// A running daemon. Dropping it stops it (SIGTERM, then SIGKILL after 2 s).

@@ -2,11 +2,12 @@
 //! exchanging authenticated heartbeats and echoes: link cuts, a stalled receiver, a
 //! stalled peer daemon.
 
-use std::{fmt::Write as _, os::unix::fs::PermissionsExt as _, path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use ha_daemon::io::clock::monotonic_ns;
 use ha_tests::{
     Need,
+    cluster::write_configs,
     daemon::{Daemon, TempDir, event_type},
     topology::TwoNodes,
 };
@@ -30,38 +31,6 @@ fn needs(test: &str) -> bool {
     )
 }
 
-/// Writes the shared key and both nodes' configurations; returns (A's, B's) paths.
-fn write_configs(dir: &TempDir, links: usize) -> (PathBuf, PathBuf) {
-    let key = dir.path().join("cluster.key");
-    std::fs::write(&key, b"test-cluster-key-0123456789abcdef").expect("write key");
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
-    let mut paths = Vec::new();
-    for (name, node, peer) in [("a", 1, 2), ("b", 2, 1)] {
-        let mut toml = format!(
-            "cluster_id = 7\nnode_id = {node}\npeer_node_id = {peer}\nkey_file = \"{}\"\n\n\
-             [heartbeat]\ninterval_ms = {INTERVAL_MS}\n\n[realtime]\nenabled = true\n",
-            key.display()
-        );
-        for index in 0..links {
-            let link = TwoNodes::link(index);
-            let (interface, local, remote) = if name == "a" {
-                (link.a_if, link.a_v4, link.b_v4)
-            } else {
-                (link.b_if, link.b_v4, link.a_v4)
-            };
-            let _ = write!(
-                toml,
-                "\n[[link]]\nname = \"link{index}\"\ninterface = \"{interface}\"\n\
-                 local = \"{local}\"\npeer = \"{remote}\"\n"
-            );
-        }
-        let path = dir.path().join(format!("{name}.toml"));
-        std::fs::write(&path, toml).expect("write config");
-        paths.push(path);
-    }
-    (paths[0].clone(), paths[1].clone())
-}
-
 fn is(kind: &'static str) -> impl Fn(&Value) -> bool {
     move |line| event_type(line) == Some(kind)
 }
@@ -73,7 +42,7 @@ fn at_ns(line: &Value) -> u64 {
 /// Both daemons up and each seeing the other alive, then `warm` of clean history so the
 /// adaptive dead time has settled at its minimum.
 fn cluster(nodes: &TwoNodes, dir: &TempDir, links: usize, warm: Duration) -> (Daemon, Daemon) {
-    let (a_config, b_config) = write_configs(dir, links);
+    let (a_config, b_config) = write_configs(dir, links, INTERVAL_MS);
     let mut a = Daemon::start(&nodes.a, &a_config);
     let mut b = Daemon::start(&nodes.b, &b_config);
     for (name, daemon) in [("A", &mut a), ("B", &mut b)] {

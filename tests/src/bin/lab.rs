@@ -1,7 +1,13 @@
-//! The demo behind `cargo xtask lab` (until the two-node lab replaces it): two network
-//! namespaces joined by a veth link, `ha-daemon counters` attached on node A, and node B
-//! sending heartbeats, then DRBD-like replication traffic, then a silence, then
-//! heartbeats again. Everything is removed on exit, on error and on Ctrl-C.
+//! The demo behind `cargo xtask lab` (until the two-node failover lab replaces it).
+//!
+//! 1. Kernel counters: two network namespaces joined by a veth link, `ha-daemon
+//!    counters` attached on node A, and node B sending heartbeats, then DRBD-like
+//!    replication traffic, then a silence, then heartbeats again.
+//! 2. Failure detection: two `ha-daemon run` daemons over two links; one link is cut
+//!    (degraded), then the other (peer lost, with the detection time), then both are
+//!    restored (peer alive after `rise`).
+//!
+//! Everything is removed on exit, on error and on Ctrl-C.
 
 use std::{
     io::Write as _,
@@ -10,7 +16,13 @@ use std::{
 };
 
 use ha_common::heartbeat;
-use ha_tests::topology::TwoNodes;
+use ha_daemon::io::clock::monotonic_ns;
+use ha_tests::{
+    cluster::write_configs,
+    daemon::{Daemon, TempDir, event_type},
+    topology::TwoNodes,
+};
+use serde_json::Value;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream, UdpSocket},
@@ -89,13 +101,98 @@ fn main() -> ExitCode {
     let waited = child.0.wait();
     let _ = std::io::stdout().flush();
     match (outcome, waited) {
-        (Ok(()), Ok(status)) if status.success() => {
-            println!("lab: done; namespaces and veths removed");
+        (Ok(()), Ok(status)) if status.success() => {}
+        (Ok(()), Ok(status)) => return fail(&format!("ha-daemon exited with {status}")),
+        (Ok(()), Err(e)) => return fail(&format!("waiting for ha-daemon: {e}")),
+        (Err(e), _) => return fail(&e),
+    }
+    drop(nodes);
+    match detection() {
+        Ok(()) => {
+            println!("lab: done; daemons stopped, namespaces and veths removed");
             ExitCode::SUCCESS
         }
-        (Ok(()), Ok(status)) => fail(&format!("ha-daemon exited with {status}")),
-        (Ok(()), Err(e)) => fail(&format!("waiting for ha-daemon: {e}")),
-        (Err(e), _) => fail(&e),
+        Err(e) => fail(&e),
+    }
+}
+
+/// Part 2: two daemons, link cuts, the detector's events as A reports them.
+fn detection() -> Result<(), String> {
+    const INTERVAL_MS: u64 = 5;
+    println!();
+    println!("lab: part 2: two daemons (heartbeat every {INTERVAL_MS} ms) over two links");
+    let nodes = TwoNodes::with_links(2);
+    let dir = TempDir::new("lab");
+    let (a_config, b_config) = write_configs(&dir, 2, INTERVAL_MS);
+    let started = monotonic_ns();
+    let mut a = Daemon::start(&nodes.a, &a_config);
+    let _b = Daemon::start(&nodes.b, &b_config);
+    let wait = |daemon: &mut Daemon, kind: &'static str, secs: u64| {
+        daemon
+            .wait_for(Duration::from_secs(secs), |line| {
+                event_type(line) == Some(kind)
+            })
+            .ok_or_else(|| format!("A reported no {kind} within {secs} s"))
+    };
+    let alive = wait(&mut a, "peer_alive", 5)?;
+    println!("lab: A sees B alive {}", since(started, &alive));
+    println!("lab: 5 s of clean heartbeats, so the adaptive dead time can settle");
+    std::thread::sleep(Duration::from_secs(5));
+    a.collect_for(Duration::ZERO);
+
+    let (link0, link1) = (TwoNodes::link(0), TwoNodes::link(1));
+    println!("lab: cutting link 1 ({} <-> {})", link1.a_v4, link1.b_v4);
+    let cut = monotonic_ns();
+    nodes.b.ip(&["link", "set", &link1.b_if, "down"]);
+    for line in a.collect_for(Duration::from_millis(500)) {
+        println!("lab:   A: {} {}", since(cut, &line), describe(&line));
+    }
+    println!(
+        "lab: cutting link 0 ({} <-> {}): B is gone",
+        link0.a_v4, link0.b_v4
+    );
+    let cut = monotonic_ns();
+    nodes.b.ip(&["link", "set", &link0.b_if, "down"]);
+    let lost = wait(&mut a, "peer_lost", 2)?;
+    for line in a.seen().iter().filter(|line| at_ns(line) >= cut) {
+        println!("lab:   A: {} {}", since(cut, line), describe(line));
+    }
+    println!(
+        "lab: peer lost {:.1} ms after the cut was started",
+        (at_ns(&lost) - cut) as f64 / 1e6
+    );
+    println!("lab: restoring both links");
+    let restore = monotonic_ns();
+    nodes.b.ip(&["link", "set", &link0.b_if, "up"]);
+    nodes.b.ip(&["link", "set", &link1.b_if, "up"]);
+    wait(&mut a, "peer_alive", 5)?;
+    for line in a.seen().iter().filter(|line| at_ns(line) >= restore) {
+        println!("lab:   A: {} {}", since(restore, line), describe(line));
+    }
+    Ok(())
+}
+
+fn at_ns(line: &Value) -> u64 {
+    line["monotonic_ns"].as_u64().unwrap_or(0)
+}
+
+fn since(start: u64, line: &Value) -> String {
+    format!("+{:.1} ms", at_ns(line).saturating_sub(start) as f64 / 1e6)
+}
+
+/// One event line in a few words.
+fn describe(line: &Value) -> String {
+    let event = &line["event"];
+    let kind = event_type(line).unwrap_or("?");
+    match kind {
+        "link_down" => format!(
+            "{kind} link {} ({})",
+            event["link"],
+            event["reason"]["reason"].as_str().unwrap_or("?")
+        ),
+        "link_up" => format!("{kind} link {} (rise {})", event["link"], event["rise"]),
+        "degraded" => format!("{kind}: links {} down", event["down"]),
+        _ => kind.to_owned(),
     }
 }
 
