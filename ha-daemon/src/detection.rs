@@ -11,7 +11,9 @@
 //! Carrier changes of the link interfaces come from netlink and take a link down at
 //! once.
 //!
-//! Outputs: detector events, each stamped, sent to the daemon's main runtime.
+//! Outputs, each stamped, sent to the daemon's main runtime: detector events, and
+//! rejected heartbeats (per link and reason, when the count reaches 1, 2, 4, 8, ...:
+//! every kind of trouble is reported at once, a flood only logarithmically).
 
 use std::{sync::Arc, time::Duration};
 
@@ -66,13 +68,31 @@ pub enum EvidenceMode {
     },
 }
 
-/// One detector event as the daemon reports it.
+/// One line of the daemon's report stream.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Report {
-    /// CLOCK_MONOTONIC ns when the driver saw the event.
+    /// CLOCK_MONOTONIC ns when the driver saw it.
     pub monotonic_ns: u64,
-    /// The event.
-    pub event: Event,
+    /// What happened.
+    #[serde(flatten)]
+    pub body: ReportBody,
+}
+
+/// What a [`Report`] says.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportBody {
+    /// A detector event.
+    Event(Event),
+    /// Datagrams on the heartbeat port that were not accepted.
+    Rejected {
+        /// The link's name.
+        link: String,
+        /// Why.
+        reason: wire::Reject,
+        /// How many for this link and reason so far.
+        count: u64,
+    },
 }
 
 /// A received heartbeat datagram on a link, with its kernel receive time.
@@ -93,6 +113,8 @@ pub struct Detection {
     seen: Vec<Counters>,
     replay: Vec<ReplayGuard>,
     rejects: Vec<RejectCounts>,
+    /// Reports not yet sent (rejections found while verifying).
+    pending: Vec<ReportBody>,
     seq: u64,
 }
 
@@ -172,6 +194,7 @@ impl Detection {
                 seen: vec![Counters::default(); links],
                 replay: vec![ReplayGuard::new(); links],
                 rejects: vec![RejectCounts::default(); links],
+                pending: Vec::new(),
                 seq,
             },
             edges,
@@ -237,11 +260,13 @@ impl Detection {
                     self.detector.handle_timeout(clock::now());
                 }
             }
-            while let Some(event) = self.detector.poll_event() {
-                debug!(?event, "detector");
+            let events = std::iter::from_fn(|| self.detector.poll_event()).map(ReportBody::Event);
+            let bodies: Vec<ReportBody> = self.pending.drain(..).chain(events).collect();
+            for body in bodies {
+                debug!(?body, "report");
                 let report = Report {
                     monotonic_ns: clock::monotonic_ns(),
-                    event,
+                    body,
                 };
                 if reports.send(report).is_err() {
                     return;
@@ -334,15 +359,17 @@ impl Detection {
             }
             (Err(reject), _) => {
                 self.rejects[link].record(reject);
-                debug!(link = %self.config.links[link].name, %reject, "heartbeat rejected");
+                let count = self.rejects[link].count(reject);
+                if count.is_power_of_two() {
+                    self.pending.push(ReportBody::Rejected {
+                        link: self.config.links[link].name.clone(),
+                        reason: reject,
+                        count,
+                    });
+                }
             }
             (Ok(_), None) => {}
         }
-    }
-
-    /// Heartbeats rejected so far, per link (in link order).
-    pub fn rejects(&self) -> &[RejectCounts] {
-        &self.rejects
     }
 }
 

@@ -4,7 +4,12 @@
 
 use std::time::Duration;
 
-use ha_daemon::io::clock::monotonic_ns;
+use ha_daemon::{
+    core::wire::{
+        self, Flags, Heartbeat, HeartbeatKey, LINK_SLOTS, LinkHearing, ResourceHealth, Role,
+    },
+    io::clock::monotonic_ns,
+};
 use ha_tests::{
     Need,
     cluster::write_configs,
@@ -205,4 +210,79 @@ fn a_stalled_peer_daemon_is_daemon_down_until_its_links_go_down() {
     }
     a.wait_for(Duration::from_secs(2), is("peer_lost"))
         .expect("B's interfaces down: peer lost");
+}
+
+#[test]
+fn forged_heartbeats_are_rejected_and_delay_peer_lost_only_for_the_grace() {
+    if !needs("forged_heartbeats_are_rejected_and_delay_peer_lost_only_for_the_grace") {
+        return;
+    }
+    let nodes = TwoNodes::with_links(1);
+    let dir = TempDir::new("detect-forged");
+    let (mut a, b) = cluster(&nodes, &dir, 1, Duration::from_secs(1));
+    // B's daemon dies: its kernel programs go with it (nothing is pinned), so nothing in
+    // B answers echoes. A forger on the link now sends heartbeats with B's address and
+    // the wrong key, as fast as B did.
+    b.signal(Signal::SIGKILL);
+    let killed = monotonic_ns();
+    let forger = {
+        let _inside = nodes.b.enter();
+        std::net::UdpSocket::bind((TwoNodes::B_V4, 0)).expect("bind forger")
+    };
+    let wrong_key = HeartbeatKey::new(b"not-the-cluster-key-at-all-000000").expect("key");
+    let forging = std::thread::spawn(move || {
+        for seq in 1..=600u64 {
+            let heartbeat = Heartbeat {
+                seq: u64::MAX / 2 + seq,
+                cluster_id: 7,
+                node_id: 2,
+                epoch: 0,
+                role: Role::Secondary,
+                flags: Flags::empty(),
+                health: ResourceHealth::Unknown,
+                hears: [LinkHearing::Unused; LINK_SLOTS],
+            };
+            let _ = forger.send_to(
+                &wire::encode(&heartbeat, &wrong_key),
+                (TwoNodes::A_V4, 7400),
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let lost = a
+        .wait_for(Duration::from_secs(4), is("peer_lost"))
+        .expect("the forged heartbeats never make a dead peer look alive for long");
+    let delay_ms = (at_ns(&lost) - killed) as f64 / 1e6;
+    println!("forged heartbeats: peer lost {delay_ms:.1} ms after the peer died");
+    // unverified_grace (1 s) + dead_after_max (250 ms) + reporting margin.
+    assert!(delay_ms < 1_300.0, "peer lost only after {delay_ms} ms");
+    let rejected: Vec<_> = a
+        .seen()
+        .iter()
+        .filter_map(|line| line.get("rejected"))
+        .filter(|rejected| rejected["reason"] == "bad_mac")
+        .collect();
+    assert!(
+        !rejected.is_empty(),
+        "forged heartbeats are counted as bad_mac"
+    );
+    forging.join().expect("forger thread");
+    let counted = a
+        .collect_for(Duration::from_millis(200))
+        .iter()
+        .chain(a.seen())
+        .filter_map(|line| line["rejected"]["count"].as_u64())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        counted >= 256,
+        "the rejection count keeps growing: {counted}"
+    );
+    assert!(
+        !a.seen()
+            .iter()
+            .skip_while(|line| !is("peer_lost")(line))
+            .any(is("peer_alive")),
+        "a forger never brings the peer back"
+    );
 }

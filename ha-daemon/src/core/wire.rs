@@ -215,7 +215,8 @@ pub struct Heartbeat {
 
 /// Why a datagram was not accepted as a heartbeat. One variant per reason, each counted
 /// per link in [`RejectCounts`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reject {
     /// Shorter than [`HEARTBEAT_LEN`] (or than the fixed header).
     #[error("truncated heartbeat")]
