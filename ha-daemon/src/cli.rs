@@ -45,6 +45,13 @@ pub enum Command {
         #[arg(long, short, default_value = "/etc/ha-daemon/cluster.toml")]
         config: std::path::PathBuf,
     },
+    /// Remove the pinned kernel programs and maps a crashed daemon left attached (a
+    /// clean shutdown removes them itself).
+    Cleanup {
+        /// The node's configuration file (names the pin directory).
+        #[arg(long, short, default_value = "/etc/ha-daemon/cluster.toml")]
+        config: std::path::PathBuf,
+    },
     /// Check a configuration file and report every problem with file, line and column.
     CheckConfig {
         /// The configuration file.

@@ -16,6 +16,9 @@
 //! node_id = 1                    # required, 1..=65535
 //! peer_node_id = 2               # required, 1..=65535, differs from node_id
 //! key_file = "/etc/ha-daemon/cluster.key"   # required; relative to this file's directory
+//! # where the kernel programs, their links and maps are pinned so they outlive a
+//! # crashed daemon; default /sys/fs/bpf/ha-daemon/cluster-<cluster_id>-node-<node_id>
+//! bpf_pin_directory = "/sys/fs/bpf/ha-daemon/cluster-7-node-1"
 //! replication_ports = "7788-7799"           # "PORT" or "FIRST-LAST"
 //!
 //! [heartbeat]
@@ -80,6 +83,8 @@ pub struct Config {
     /// The shared heartbeat key (see [`crate::io::key_file`]); a relative path in the file
     /// is taken relative to the file's directory.
     pub key_file: PathBuf,
+    /// Absolute directory (on a bpffs) where the kernel side is pinned.
+    pub bpf_pin_directory: PathBuf,
     /// UDP/TCP ports of the replication traffic that counts as evidence of the peer.
     pub replication_ports: RangeInclusive<u16>,
     /// Heartbeat sending.
@@ -215,6 +220,7 @@ struct RawConfig {
     node_id: Spanned<i64>,
     peer_node_id: Spanned<i64>,
     key_file: Spanned<String>,
+    bpf_pin_directory: Option<Spanned<String>>,
     replication_ports: Option<Spanned<String>>,
     heartbeat: Option<RawHeartbeat>,
     detector: Option<Spanned<RawDetector>>,
@@ -274,6 +280,15 @@ impl RawConfig {
             return Err(source.invalid("key_file", &self.key_file, "must not be empty"));
         }
         let key_file = source.directory().join(self.key_file.get_ref());
+        let bpf_pin_directory = match &self.bpf_pin_directory {
+            Some(dir) if !dir.get_ref().starts_with('/') => {
+                return Err(source.invalid("bpf_pin_directory", dir, "must be an absolute path"));
+            }
+            Some(dir) => PathBuf::from(dir.get_ref()),
+            None => PathBuf::from(format!(
+                "/sys/fs/bpf/ha-daemon/cluster-{cluster_id}-node-{node_id}"
+            )),
+        };
         let heartbeat_raw = self.heartbeat.unwrap_or_default();
         let heartbeat = heartbeat_raw.to_settings(source)?;
         let replication_ports = match &self.replication_ports {
@@ -324,6 +339,7 @@ impl RawConfig {
             node_id,
             peer_node_id,
             key_file,
+            bpf_pin_directory,
             replication_ports,
             heartbeat,
             detector,
@@ -799,6 +815,7 @@ peer = "2001:db8::2"
                 node_id: 1,
                 peer_node_id: 2,
                 key_file: PathBuf::from("/etc/ha-daemon/cluster.key"),
+                bpf_pin_directory: PathBuf::from("/sys/fs/bpf/ha-daemon/cluster-7-node-1"),
                 replication_ports: 7788..=7799,
                 heartbeat: HeartbeatSettings::default(),
                 detector: DetectorConfig::for_interval(Duration::from_millis(5)),
@@ -937,8 +954,12 @@ peer = "2001:db8::2"
             (
                 &format!("{ROOT}colour = 1\n{LINK}"),
                 "cluster.toml:5:1: colour: unknown field `colour`, expected one of `cluster_id`, \
-                 `node_id`, `peer_node_id`, `key_file`, `replication_ports`, `heartbeat`, \
-                 `detector`, `realtime`, `link`",
+                 `node_id`, `peer_node_id`, `key_file`, `bpf_pin_directory`, \
+                 `replication_ports`, `heartbeat`, `detector`, `realtime`, `link`",
+            ),
+            (
+                &format!("{ROOT}bpf_pin_directory = \"bpf\"\n{LINK}"),
+                "cluster.toml:5:21: bpf_pin_directory = \"bpf\": must be an absolute path",
             ),
             (
                 &format!("{ROOT}[realtime]\nnice = 1\n{LINK}"),

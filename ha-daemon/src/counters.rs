@@ -30,7 +30,7 @@ pub async fn run(args: CountersArgs) -> Result<(), EbpfError> {
             silence: Duration::from_millis(args.silence_ms),
         })
         .collect();
-    let (kernel, mut events) = KernelEvidence::load(&specs)?;
+    let (kernel, mut events) = KernelEvidence::load(&specs, None)?;
     for link in kernel.links() {
         println!(
             "attached to {} (ifindex {}, XDP {:?})",
@@ -161,6 +161,7 @@ mod tests {
             ifindex: 4,
             slot: 0,
             xdp_mode: XdpMode::Driver,
+            adopted: false,
         }
     }
 

@@ -84,7 +84,10 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         .recv()
         .map_err(|_| DaemonError::Thread("exited during start".into()))??;
     match &mode {
-        EvidenceMode::Ebpf => info!("kernel evidence: eBPF counters and echo reflector attached"),
+        EvidenceMode::Ebpf { pinned, adopted } => info!(
+            pinned,
+            adopted, "kernel evidence: eBPF counters and echo reflector attached"
+        ),
         EvidenceMode::Userspace { reason } => {
             warn!(%reason, "DEGRADED: no kernel evidence, userspace socket timestamps only");
         }

@@ -32,6 +32,7 @@ use crate::{
         },
     },
     io::{
+        bpf_pins::PinDir,
         carrier::{self, CarrierChange},
         clock,
         ebpf::{EdgeEvents, KernelEvidence, LinkSpec},
@@ -60,7 +61,12 @@ pub enum DetectionError {
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum EvidenceMode {
     /// XDP/tc counters, echo reflection and edge events are active.
-    Ebpf,
+    Ebpf {
+        /// Pinned in bpffs: they outlive a crash of this daemon.
+        pinned: bool,
+        /// Links whose attachments were adopted from a previous daemon.
+        adopted: usize,
+    },
     /// Userspace only (socket receive times): degraded.
     Userspace {
         /// Why eBPF is not in use.
@@ -166,8 +172,23 @@ impl Detection {
                 silence: config.heartbeat.interval * 2,
             })
             .collect();
-        let (kernel, edges, mode) = match KernelEvidence::load(&specs) {
-            Ok((kernel, edges)) => (Some(kernel), Some(edges), EvidenceMode::Ebpf),
+        let pins = match PinDir::prepare(&config.bpf_pin_directory) {
+            Ok(pins) => Some(pins),
+            Err(error) => {
+                warn!(%error, "kernel programs NOT pinned: they will end with this daemon");
+                None
+            }
+        };
+        let pinned = pins.is_some();
+        let (kernel, edges, mode) = match KernelEvidence::load(&specs, pins) {
+            Ok((kernel, edges)) => {
+                let adopted = kernel.links().iter().filter(|link| link.adopted).count();
+                (
+                    Some(kernel),
+                    Some(edges),
+                    EvidenceMode::Ebpf { pinned, adopted },
+                )
+            }
             Err(error) => {
                 warn!(%error, "running WITHOUT kernel evidence: userspace socket timestamps only");
                 (

@@ -20,6 +20,13 @@ async fn main() -> ExitCode {
         Command::Run { config } => ha_daemon::daemon::run(&config)
             .await
             .map_err(|e| e.to_string()),
+        Command::Cleanup { config } => ha_daemon::config::Config::load(&config)
+            .map_err(|e| e.to_string())
+            .and_then(|config| {
+                ha_daemon::io::bpf_pins::remove(&config.bpf_pin_directory)
+                    .map(|()| println!("removed {}", config.bpf_pin_directory.display()))
+                    .map_err(|e| format!("{}: {e}", config.bpf_pin_directory.display()))
+            }),
         Command::CheckConfig { config } => ha_daemon::config::Config::load(&config)
             .map(|_| println!("{}: ok", config.display()))
             .map_err(|e| e.to_string()),

@@ -1,21 +1,34 @@
 //! Configuration files for a two-node cluster over [`TwoNodes`] links.
 
-use std::{fmt::Write as _, os::unix::fs::PermissionsExt as _, path::PathBuf};
+use std::{
+    fmt::Write as _,
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+};
 
 use crate::{daemon::TempDir, topology::TwoNodes};
 
 /// Writes the shared key (mode 0600) and both nodes' configurations into `dir`, with
 /// `links` links and heartbeats every `interval_ms`; returns (A's, B's) config paths.
-pub fn write_configs(dir: &TempDir, links: usize, interval_ms: u64) -> (PathBuf, PathBuf) {
+/// Each node pins its kernel side under `pins/<a|b>` when `pins` is given (a bpffs);
+/// otherwise under `dir`, which is no bpffs, so nothing is pinned.
+pub fn write_configs(
+    dir: &TempDir,
+    links: usize,
+    interval_ms: u64,
+    pins: Option<&Path>,
+) -> (PathBuf, PathBuf) {
     let key = dir.path().join("cluster.key");
     std::fs::write(&key, b"test-cluster-key-0123456789abcdef").expect("write key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
     let mut paths = Vec::new();
     for (name, node, peer) in [("a", 1, 2), ("b", 2, 1)] {
         let mut toml = format!(
-            "cluster_id = 7\nnode_id = {node}\npeer_node_id = {peer}\nkey_file = \"{}\"\n\n\
+            "cluster_id = 7\nnode_id = {node}\npeer_node_id = {peer}\nkey_file = \"{}\"\n\
+             bpf_pin_directory = \"{}\"\n\n\
              [heartbeat]\ninterval_ms = {interval_ms}\n\n[realtime]\nenabled = true\n",
-            key.display()
+            key.display(),
+            pins.unwrap_or(dir.path()).join(name).display()
         );
         for index in 0..links {
             let link = TwoNodes::link(index);

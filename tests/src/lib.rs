@@ -12,6 +12,7 @@
 //!
 //! Tests that change kernel state run one at a time (`--test-threads=1`).
 
+pub mod bpffs;
 pub mod cluster;
 pub mod daemon;
 pub mod netns;

@@ -12,6 +12,7 @@ use ha_daemon::{
 };
 use ha_tests::{
     Need,
+    bpffs::BpfFs,
     cluster::write_configs,
     daemon::{Daemon, TempDir, event_type},
     topology::TwoNodes,
@@ -47,9 +48,18 @@ fn at_ns(line: &Value) -> u64 {
 /// Both daemons up and each seeing the other alive, then `warm` of clean history so the
 /// adaptive dead time has settled at its minimum.
 fn cluster(nodes: &TwoNodes, dir: &TempDir, links: usize, warm: Duration) -> (Daemon, Daemon) {
-    let (a_config, b_config) = write_configs(dir, links, INTERVAL_MS);
-    let mut a = Daemon::start(&nodes.a, &a_config);
-    let mut b = Daemon::start(&nodes.b, &b_config);
+    let (a_config, b_config) = write_configs(dir, links, INTERVAL_MS, None);
+    start_cluster(nodes, &a_config, &b_config, warm)
+}
+
+fn start_cluster(
+    nodes: &TwoNodes,
+    a_config: &std::path::Path,
+    b_config: &std::path::Path,
+    warm: Duration,
+) -> (Daemon, Daemon) {
+    let mut a = Daemon::start(&nodes.a, a_config);
+    let mut b = Daemon::start(&nodes.b, b_config);
     for (name, daemon) in [("A", &mut a), ("B", &mut b)] {
         let started = daemon
             .wait_for(Duration::from_secs(5), |line| line.get("started").is_some())
@@ -285,4 +295,73 @@ fn forged_heartbeats_are_rejected_and_delay_peer_lost_only_for_the_grace() {
             .any(is("peer_alive")),
         "a forger never brings the peer back"
     );
+}
+
+#[test]
+fn a_crashed_daemons_kernel_keeps_answering_and_a_restart_adopts_it() {
+    if !needs("a_crashed_daemons_kernel_keeps_answering_and_a_restart_adopts_it") {
+        return;
+    }
+    let nodes = TwoNodes::with_links(2);
+    let dir = TempDir::new("detect-pinned");
+    let bpffs = BpfFs::mount("pinned");
+    let (a_config, b_config) = write_configs(&dir, 2, INTERVAL_MS, Some(bpffs.path()));
+    let b_pins = bpffs.path().join("b");
+    let (mut a, b) = start_cluster(&nodes, &a_config, &b_config, Duration::from_secs(1));
+    assert!(
+        b.seen()
+            .iter()
+            .any(|line| line["started"]["pinned"] == true),
+        "B pinned its kernel side: {:?}",
+        b.seen()
+    );
+
+    // B's daemon crashes: its pinned XDP program keeps reflecting A's echoes.
+    b.signal(Signal::SIGKILL);
+    drop(b);
+    a.wait_for(Duration::from_secs(3), is("peer_daemon_down"))
+        .expect("B's kernel still answers: daemon down");
+    let quiet = a.collect_for(Duration::from_millis(1500));
+    assert!(
+        !quiet.iter().any(is("peer_lost")),
+        "a peer whose kernel answers is never lost: {quiet:?}"
+    );
+    assert!(b_pins.exists(), "the pins outlive the crash");
+
+    // A new daemon on B adopts the pinned attachments of both links.
+    let mut b = Daemon::start(&nodes.b, &b_config);
+    let started = b
+        .wait_for(Duration::from_secs(5), |line| line.get("started").is_some())
+        .expect("B restarted");
+    assert_eq!(started["started"]["adopted"], 2, "{started:?}");
+    a.wait_for(Duration::from_secs(5), is("peer_alive"))
+        .expect("B's daemon is back");
+
+    // A clean stop removes the pins, and with them the reflector.
+    drop(b);
+    assert!(!b_pins.exists(), "a clean shutdown unpins");
+    a.wait_for(Duration::from_secs(3), is("peer_lost"))
+        .expect("nothing on B answers any more");
+
+    // After another crash, `ha-daemon cleanup` removes what it left.
+    let b = Daemon::start(&nodes.b, &b_config);
+    a.wait_for(Duration::from_secs(5), is("peer_alive"))
+        .expect("B's daemon is back again");
+    b.signal(Signal::SIGKILL);
+    drop(b);
+    a.wait_for(Duration::from_secs(3), is("peer_daemon_down"))
+        .expect("daemon down again");
+    let out = std::process::Command::new(ha_tests::daemon::binary())
+        .args(["cleanup", "--config"])
+        .arg(&b_config)
+        .output()
+        .expect("run ha-daemon cleanup");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!b_pins.exists(), "cleanup removed the pins");
+    a.wait_for(Duration::from_secs(3), is("peer_lost"))
+        .expect("after cleanup nothing on B answers");
 }

@@ -69,17 +69,20 @@ fn attach_node(nodes: &TwoNodes, node: Node, silence: Duration) -> (KernelEviden
         ),
     };
     let _inside = ns.enter();
-    KernelEvidence::load(&[LinkSpec {
-        interface: interface.to_owned(),
-        peer_ipv4: Some(peer_ipv4),
-        peer_ipv6: Some(peer_ipv6),
-        heartbeat_port: HEARTBEAT_PORT,
-        echo_port: ECHO_PORT,
-        node_id,
-        peer_node_id,
-        replication_ports: 7788..=7799,
-        silence,
-    }])
+    KernelEvidence::load(
+        &[LinkSpec {
+            interface: interface.to_owned(),
+            peer_ipv4: Some(peer_ipv4),
+            peer_ipv6: Some(peer_ipv6),
+            heartbeat_port: HEARTBEAT_PORT,
+            echo_port: ECHO_PORT,
+            node_id,
+            peer_node_id,
+            replication_ports: 7788..=7799,
+            silence,
+        }],
+        None,
+    )
     .expect("load and attach the eBPF programs")
 }
 

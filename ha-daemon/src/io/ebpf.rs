@@ -3,26 +3,36 @@
 //! read the per-link counters and stream the edge events.
 //!
 //! Everything attached belongs to [`KernelEvidence`]: dropping it detaches the programs
-//! and frees the maps. Loading fails with a typed [`EbpfError`] the daemon can degrade on
+//! and frees the maps. With a pin directory ([`crate::io::bpf_pins`]) the maps and
+//! attachments are pinned: they outlive a crash of the daemon, a restarted daemon adopts
+//! them, and dropping [`KernelEvidence`] (a clean shutdown) unpins and detaches them. Loading fails with a typed [`EbpfError`] the daemon can degrade on
 //! (no object built, no privileges, unknown interface, old kernel).
 
 use std::{
     io,
     net::{Ipv4Addr, Ipv6Addr},
     ops::RangeInclusive,
+    path::Path,
     time::Duration,
 };
 
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData, MapError, PerCpuArray, RingBuf},
-    programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode, tc},
+    programs::{
+        ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        tc::{self, SchedClassifierLink},
+        xdp::XdpLink,
+    },
 };
 use ha_common::{
     EdgeEvent, LinkConfig, LinkStats, LinkTable, MAX_LINKS, PEER_IPV4, PEER_IPV6, map_names,
     program_names,
 };
 use tokio::io::unix::AsyncFd;
+
+use crate::io::bpf_pins::{self, PinDir, PinDirError};
 use tracing::{info, warn};
 
 /// The eBPF object built by `build.rs`; empty when the build was skipped.
@@ -114,6 +124,19 @@ pub enum EbpfError {
         /// What aya said.
         source: ProgramError,
     },
+    /// The pin directory cannot be used.
+    #[error(transparent)]
+    Pins(#[from] PinDirError),
+    /// Pinning an attachment or adopting a pinned one failed.
+    #[error("{program} on {interface}: pinned attachment: {reason}")]
+    Pin {
+        /// Program name.
+        program: &'static str,
+        /// Interface name.
+        interface: String,
+        /// What failed.
+        reason: String,
+    },
     /// The ring buffer could not be registered with the async runtime.
     #[error("polling the edge-event ring buffer: {0}")]
     Poll(#[source] io::Error),
@@ -137,14 +160,18 @@ pub struct AttachedLink {
     /// Index into the stats maps.
     pub slot: u32,
     /// `Driver` (native) or `Skb` (generic, slower; logged as a warning); `Default`
-    /// only until attached.
+    /// until attached, and for an adopted attachment (its mode is the old one's).
     pub xdp_mode: XdpMode,
+    /// The attachment was adopted from a previous daemon (pinned), not made anew.
+    pub adopted: bool,
 }
 
 /// The loaded and attached kernel side. Drop detaches everything.
 pub struct KernelEvidence {
     stats: PerCpuArray<MapData, LinkStats>,
     links: Vec<AttachedLink>,
+    /// Where everything is pinned; removed on drop.
+    pins: Option<PinDir>,
     /// Owns the programs and their attachments; declared last so it is dropped last.
     _ebpf: Ebpf,
 }
@@ -153,12 +180,16 @@ impl KernelEvidence {
     /// Loads the object, configures `specs` (slot = position in `specs`), attaches both
     /// programs to every link interface, and returns the edge-event stream with it.
     /// Must run inside a tokio runtime (the stream registers with its reactor).
-    pub fn load(specs: &[LinkSpec]) -> Result<(Self, EdgeEvents), EbpfError> {
-        Self::load_object(EBPF_OBJECT, specs)
+    pub fn load(specs: &[LinkSpec], pins: Option<PinDir>) -> Result<(Self, EdgeEvents), EbpfError> {
+        Self::load_object(EBPF_OBJECT, specs, pins)
     }
 
     /// [`Self::load`] with an explicit object; an empty one means "not built".
-    fn load_object(object: &[u8], specs: &[LinkSpec]) -> Result<(Self, EdgeEvents), EbpfError> {
+    fn load_object(
+        object: &[u8],
+        specs: &[LinkSpec],
+        pins: Option<PinDir>,
+    ) -> Result<(Self, EdgeEvents), EbpfError> {
         if object.is_empty() {
             return Err(EbpfError::NotBuilt);
         }
@@ -174,6 +205,7 @@ impl KernelEvidence {
                 ifindex: entry.ifindex,
                 slot,
                 xdp_mode: XdpMode::Default,
+                adopted: false,
             });
         }
         if let Some(twice) = links
@@ -184,7 +216,15 @@ impl KernelEvidence {
             return Err(EbpfError::DuplicateInterface(twice.1.interface.clone()));
         }
 
-        let mut ebpf = EbpfLoader::new().load(object).map_err(EbpfError::Load)?;
+        let mut loader = EbpfLoader::new();
+        if let Some(pins) = &pins {
+            let interfaces: Vec<&str> = links.iter().map(|l| l.interface.as_str()).collect();
+            pins.remove_stale_links(&interfaces)?;
+            for name in MAP_NAMES {
+                loader.map_pin_path(name, pins.map(name));
+            }
+        }
+        let mut ebpf = loader.load(object).map_err(EbpfError::Load)?;
         let mut table_map: Array<_, LinkTable> = take_map(&mut ebpf, map_names::LINK_TABLE)?;
         table_map
             .set(0, table, 0)
@@ -200,20 +240,79 @@ impl KernelEvidence {
         xdp.load()
             .map_err(|source| load_error(program_names::XDP_INGRESS, source))?;
         for link in &mut links {
-            link.xdp_mode = attach_xdp(xdp, &link.interface, link.ifindex)?;
+            let pin = pins.as_ref().map(|pins| pins.link("xdp", &link.interface));
+            match pin
+                .as_deref()
+                .and_then(|pin| PinnedLink::from_pin(pin).ok())
+            {
+                Some(old) => {
+                    let old = XdpLink::try_from(FdLink::from(old))
+                        .map_err(|source| pin_error(program_names::XDP_INGRESS, link, source))?;
+                    xdp.attach_to_link(old)
+                        .map_err(|source| attach_error(program_names::XDP_INGRESS, link, source))?;
+                    link.adopted = true;
+                }
+                None => {
+                    let (mode, id) = attach_xdp(xdp, &link.interface, link.ifindex)?;
+                    link.xdp_mode = mode;
+                    if let Some(pin) = pin {
+                        let owned = xdp.take_link(id).map_err(|source| {
+                            attach_error(program_names::XDP_INGRESS, link, source)
+                        })?;
+                        let fd_link = FdLink::try_from(owned).map_err(|source| {
+                            pin_error(program_names::XDP_INGRESS, link, source)
+                        })?;
+                        pin_link(fd_link, &pin)?;
+                    }
+                }
+            }
         }
         let tc_egress = program::<SchedClassifier>(&mut ebpf, program_names::TC_EGRESS)?;
         tc_egress
             .load()
             .map_err(|source| load_error(program_names::TC_EGRESS, source))?;
         for link in &links {
-            attach_tc_egress(tc_egress, &link.interface)?;
+            let pin = pins.as_ref().map(|pins| pins.link("tc", &link.interface));
+            match pin
+                .as_deref()
+                .and_then(|pin| PinnedLink::from_pin(pin).ok())
+            {
+                Some(old) => {
+                    let old = SchedClassifierLink::try_from(FdLink::from(old))
+                        .map_err(|source| pin_error(program_names::TC_EGRESS, link, source))?;
+                    tc_egress
+                        .attach_to_link(old)
+                        .map_err(|source| attach_error(program_names::TC_EGRESS, link, source))?;
+                }
+                None => {
+                    let id = attach_tc_egress(tc_egress, &link.interface)?;
+                    // Only TCX attachments (kernel 6.6+) are links that can be pinned.
+                    if let Some(pin) = pin
+                        && let Ok(owned) = tc_egress.take_link(id)
+                    {
+                        match FdLink::try_from(owned) {
+                            Ok(fd_link) => pin_link(fd_link, &pin)?,
+                            Err(_) => warn!(
+                                interface = %link.interface,
+                                "tc egress attached through netlink: not pinned, it ends with the daemon"
+                            ),
+                        }
+                    }
+                }
+            }
         }
-        info!(links = links.len(), "eBPF evidence counters attached");
+        let adopted = links.iter().filter(|link| link.adopted).count();
+        info!(
+            links = links.len(),
+            adopted,
+            pinned = pins.is_some(),
+            "eBPF evidence counters attached"
+        );
         Ok((
             Self {
                 stats,
                 links,
+                pins,
                 _ebpf: ebpf,
             },
             events,
@@ -223,6 +322,11 @@ impl KernelEvidence {
     /// The attached links, in slot order.
     pub fn links(&self) -> &[AttachedLink] {
         &self.links
+    }
+
+    /// Where the kernel side is pinned, if it is.
+    pub fn pin_dir(&self) -> Option<&Path> {
+        self.pins.as_ref().map(PinDir::path)
     }
 
     /// The counters of the link in `slot`, merged over all CPUs.
@@ -235,6 +339,18 @@ impl KernelEvidence {
             total.merge(cpu);
             total
         }))
+    }
+}
+
+impl Drop for KernelEvidence {
+    /// A clean shutdown: unpinning leaves the program's own descriptors as the last
+    /// references, so everything detaches when the fields drop.
+    fn drop(&mut self) {
+        if let Some(pins) = &self.pins
+            && let Err(error) = bpf_pins::remove(pins.path())
+        {
+            warn!(dir = %pins.path().display(), %error, "could not remove the pinned eBPF objects");
+        }
     }
 }
 
@@ -319,13 +435,17 @@ fn ifindex(interface: &str) -> Result<u32, EbpfError> {
 
 /// Attaches natively, falling back to generic XDP (with a warning) where the driver
 /// has no native support.
-fn attach_xdp(xdp: &mut Xdp, interface: &str, ifindex: u32) -> Result<XdpMode, EbpfError> {
+fn attach_xdp(
+    xdp: &mut Xdp,
+    interface: &str,
+    ifindex: u32,
+) -> Result<(XdpMode, aya::programs::xdp::XdpLinkId), EbpfError> {
     match xdp.attach_to_if_index(ifindex, XdpMode::Driver) {
-        Ok(_) => Ok(XdpMode::Driver),
+        Ok(id) => Ok((XdpMode::Driver, id)),
         Err(native) => {
             warn!(%interface, error = %native, "native XDP failed, using generic XDP (slower)");
             xdp.attach_to_if_index(ifindex, XdpMode::Skb)
-                .map(|_| XdpMode::Skb)
+                .map(|id| (XdpMode::Skb, id))
                 .map_err(|source| EbpfError::Attach {
                     program: program_names::XDP_INGRESS,
                     interface: interface.to_owned(),
@@ -337,9 +457,11 @@ fn attach_xdp(xdp: &mut Xdp, interface: &str, ifindex: u32) -> Result<XdpMode, E
 
 /// Attaches through TCX (kernel 6.6+, nothing to clean up); on older kernels the netlink
 /// path needs a clsact qdisc, which is added only then (an existing one is fine).
-fn attach_tc_egress(program: &mut SchedClassifier, interface: &str) -> Result<(), EbpfError> {
-    let attach =
-        |program: &mut SchedClassifier| program.attach(interface, TcAttachType::Egress).map(|_| ());
+fn attach_tc_egress(
+    program: &mut SchedClassifier,
+    interface: &str,
+) -> Result<tc::SchedClassifierLinkId, EbpfError> {
+    let attach = |program: &mut SchedClassifier| program.attach(interface, TcAttachType::Egress);
     attach(program).or_else(|_| {
         let _ = tc::qdisc_add_clsact(interface);
         attach(program).map_err(|source| EbpfError::Attach {
@@ -370,6 +492,42 @@ where
         .map_err(|source| EbpfError::Map { map: name, source })
 }
 
+/// Every map of the object: all are pinned when pinning.
+const MAP_NAMES: [&str; 4] = [
+    map_names::LINK_TABLE,
+    map_names::LINK_STATS,
+    map_names::LAST_EVIDENCE,
+    map_names::EDGE_EVENTS,
+];
+
+fn pin_link(fd_link: FdLink, path: &Path) -> Result<(), EbpfError> {
+    fd_link.pin(path).map(drop).map_err(|error| EbpfError::Pin {
+        program: "-",
+        interface: path.display().to_string(),
+        reason: error.to_string(),
+    })
+}
+
+fn pin_error(
+    program: &'static str,
+    link: &AttachedLink,
+    source: impl std::fmt::Display,
+) -> EbpfError {
+    EbpfError::Pin {
+        program,
+        interface: link.interface.clone(),
+        reason: source.to_string(),
+    }
+}
+
+fn attach_error(program: &'static str, link: &AttachedLink, source: ProgramError) -> EbpfError {
+    EbpfError::Attach {
+        program,
+        interface: link.interface.clone(),
+        source,
+    }
+}
+
 fn load_error(program: &'static str, source: ProgramError) -> EbpfError {
     EbpfError::Attach {
         program,
@@ -398,7 +556,7 @@ mod tests {
 
     #[test]
     fn an_empty_object_means_not_built() {
-        let error = KernelEvidence::load_object(&[], &[spec("lo")]).err();
+        let error = KernelEvidence::load_object(&[], &[spec("lo")], None).err();
         assert!(matches!(error, Some(EbpfError::NotBuilt)), "{error:?}");
         assert!(
             EbpfError::NotBuilt

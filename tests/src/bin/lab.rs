@@ -123,7 +123,7 @@ fn detection() -> Result<(), String> {
     println!("lab: part 2: two daemons (heartbeat every {INTERVAL_MS} ms) over two links");
     let nodes = TwoNodes::with_links(2);
     let dir = TempDir::new("lab");
-    let (a_config, b_config) = write_configs(&dir, 2, INTERVAL_MS);
+    let (a_config, b_config) = write_configs(&dir, 2, INTERVAL_MS, None);
     let started = monotonic_ns();
     let mut a = Daemon::start(&nodes.a, &a_config);
     let _b = Daemon::start(&nodes.b, &b_config);
