@@ -29,6 +29,12 @@ enum Task {
     BuildEbpf,
     /// Install what the tests need, then run the whole test suite.
     Test,
+    /// Fuzz the heartbeat decoder for a while (installs cargo-fuzz if missing).
+    Fuzz {
+        /// How long, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+    },
     /// Run the demo: two network namespaces, a veth link, live kernel counters.
     Lab,
     /// Measure the XDP program's cost per packet against an XDP_PASS baseline.
@@ -77,7 +83,12 @@ fn run(task: Task) -> anyhow::Result<()> {
             )?;
             // The end-to-end tests run the daemon binary itself.
             cargo(&["build", "--package", "ha-daemon", "--bins"])?;
-            cargo(&["test", "--package", "ha-tests", "--", "--test-threads=1"])
+            cargo(&["test", "--package", "ha-tests", "--", "--test-threads=1"])?;
+            fuzz(20)
+        }
+        Task::Fuzz { seconds } => {
+            toolchain::ensure_ebpf_toolchain()?;
+            fuzz(seconds)
         }
         Task::Lab => {
             require_root("the lab (network namespaces, XDP)")?;
@@ -87,7 +98,8 @@ fn run(task: Task) -> anyhow::Result<()> {
             cargo(&["run", "--release", "--package", "ha-tests", "--bin", "lab"])
         }
         Task::Bench => {
-            require_root("the benchmark (BPF_PROG_TEST_RUN)")?;
+            require_root("the benchmarks (BPF_PROG_TEST_RUN, network namespaces)")?;
+            packages::ensure(packages::TEST)?;
             toolchain::ensure_ebpf_toolchain()?;
             cargo(&[
                 "run",
@@ -96,9 +108,45 @@ fn run(task: Task) -> anyhow::Result<()> {
                 "ha-tests",
                 "--bin",
                 "bench-xdp",
+            ])?;
+            // Detection latency and daemon cost: two release daemons in namespaces (the
+            // bench finds target/release/ha-daemon next to itself).
+            cargo(&["build", "--release", "--package", "ha-daemon", "--bins"])?;
+            cargo(&[
+                "run",
+                "--release",
+                "--package",
+                "ha-tests",
+                "--bin",
+                "bench-detection",
             ])
         }
     }
+}
+
+/// Runs the heartbeat decoder's fuzz target for `seconds` (a crash fails).
+fn fuzz(seconds: u32) -> anyhow::Result<()> {
+    let installed = toolchain::command("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !installed {
+        cargo(&["install", "cargo-fuzz", "--locked"])?;
+    }
+    let fuzz_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ha-daemon/fuzz");
+    eprintln!("xtask: cargo +nightly fuzz run heartbeat_decode ({seconds} s)");
+    let status = toolchain::command("cargo")
+        .args(["+nightly", "fuzz", "run", "heartbeat_decode", "--"])
+        .arg(format!("-max_total_time={seconds}"))
+        .current_dir(&fuzz_dir)
+        // The decoder needs no eBPF object; skipping it saves a sanitizer build of it.
+        .env("AYA_BUILD_SKIP", "1")
+        .status()
+        .context("running cargo fuzz")?;
+    if !status.success() {
+        bail!("fuzzing heartbeat_decode failed ({status}): see ha-daemon/fuzz/artifacts/");
+    }
+    Ok(())
 }
 
 fn require_root(what: &str) -> anyhow::Result<()> {
