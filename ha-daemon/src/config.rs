@@ -19,6 +19,8 @@
 //! # where the kernel programs, their links and maps are pinned so they outlive a
 //! # crashed daemon; default /sys/fs/bpf/ha-daemon/cluster-<cluster_id>-node-<node_id>
 //! bpf_pin_directory = "/sys/fs/bpf/ha-daemon/cluster-7-node-1"
+//! ebpf = true            # false: userspace evidence only (degraded; for tests and
+//!                        # machines without BPF)
 //! replication_ports = "7788-7799"           # "PORT" or "FIRST-LAST"
 //!
 //! [heartbeat]
@@ -85,6 +87,8 @@ pub struct Config {
     pub key_file: PathBuf,
     /// Absolute directory (on a bpffs) where the kernel side is pinned.
     pub bpf_pin_directory: PathBuf,
+    /// Use the eBPF programs (default); `false` runs on userspace evidence only.
+    pub ebpf: bool,
     /// UDP/TCP ports of the replication traffic that counts as evidence of the peer.
     pub replication_ports: RangeInclusive<u16>,
     /// Heartbeat sending.
@@ -221,6 +225,7 @@ struct RawConfig {
     peer_node_id: Spanned<i64>,
     key_file: Spanned<String>,
     bpf_pin_directory: Option<Spanned<String>>,
+    ebpf: Option<Spanned<bool>>,
     replication_ports: Option<Spanned<String>>,
     heartbeat: Option<RawHeartbeat>,
     detector: Option<Spanned<RawDetector>>,
@@ -340,6 +345,7 @@ impl RawConfig {
             peer_node_id,
             key_file,
             bpf_pin_directory,
+            ebpf: self.ebpf.is_none_or(Spanned::into_inner),
             replication_ports,
             heartbeat,
             detector,
@@ -816,6 +822,7 @@ peer = "2001:db8::2"
                 peer_node_id: 2,
                 key_file: PathBuf::from("/etc/ha-daemon/cluster.key"),
                 bpf_pin_directory: PathBuf::from("/sys/fs/bpf/ha-daemon/cluster-7-node-1"),
+                ebpf: true,
                 replication_ports: 7788..=7799,
                 heartbeat: HeartbeatSettings::default(),
                 detector: DetectorConfig::for_interval(Duration::from_millis(5)),
@@ -954,7 +961,7 @@ peer = "2001:db8::2"
             (
                 &format!("{ROOT}colour = 1\n{LINK}"),
                 "cluster.toml:5:1: colour: unknown field `colour`, expected one of `cluster_id`, \
-                 `node_id`, `peer_node_id`, `key_file`, `bpf_pin_directory`, \
+                 `node_id`, `peer_node_id`, `key_file`, `bpf_pin_directory`, `ebpf`, \
                  `replication_ports`, `heartbeat`, `detector`, `realtime`, `link`",
             ),
             (

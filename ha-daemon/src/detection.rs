@@ -35,7 +35,7 @@ use crate::{
         bpf_pins::PinDir,
         carrier::{self, CarrierChange},
         clock,
-        ebpf::{EdgeEvents, KernelEvidence, LinkSpec},
+        ebpf::{EbpfError, EdgeEvents, KernelEvidence, LinkSpec},
         link_socket::{LinkAddresses, LinkSocket},
     },
 };
@@ -172,16 +172,21 @@ impl Detection {
                 silence: config.heartbeat.interval * 2,
             })
             .collect();
-        let pins = match PinDir::prepare(&config.bpf_pin_directory) {
-            Ok(pins) => Some(pins),
-            Err(error) => {
-                warn!(%error, "kernel programs NOT pinned: they will end with this daemon");
-                None
-            }
+        let loaded = if config.ebpf {
+            let pins = match PinDir::prepare(&config.bpf_pin_directory) {
+                Ok(pins) => Some(pins),
+                Err(error) => {
+                    warn!(%error, "kernel programs NOT pinned: they will end with this daemon");
+                    None
+                }
+            };
+            let pinned = pins.is_some();
+            KernelEvidence::load(&specs, pins).map(|loaded| (loaded, pinned))
+        } else {
+            Err(EbpfError::Disabled)
         };
-        let pinned = pins.is_some();
-        let (kernel, edges, mode) = match KernelEvidence::load(&specs, pins) {
-            Ok((kernel, edges)) => {
+        let (kernel, edges, mode) = match loaded {
+            Ok(((kernel, edges), pinned)) => {
                 let adopted = kernel.links().iter().filter(|link| link.adopted).count();
                 (
                     Some(kernel),
@@ -259,12 +264,12 @@ impl Detection {
                         return;
                     }
                     self.send_all();
-                    self.read_kernel();
+                    self.catch_up(&mut datagrams);
                     self.detector.handle_timeout(clock::now());
                 }
                 Some(datagram) = datagrams.recv() => self.verify(datagram),
                 Some(CarrierChange { link, up }) = carrier_changes.recv() => {
-                    self.read_kernel();
+                    self.catch_up(&mut datagrams);
                     if let Some(id) = u8::try_from(link).ok().and_then(LinkId::new) {
                         let _ = self.detector.handle_carrier(clock::now(), id, up);
                     }
@@ -277,7 +282,7 @@ impl Detection {
                     self.read_kernel();
                 }
                 () = tokio::time::sleep_until(deadline) => {
-                    self.read_kernel();
+                    self.catch_up(&mut datagrams);
                     self.detector.handle_timeout(clock::now());
                 }
             }
@@ -320,6 +325,27 @@ impl Detection {
                 debug!(link = %link.name, %error, "echo request not sent");
             }
         }
+    }
+
+    /// Feeds all evidence that arrived up to now, before silence is judged: what the
+    /// kernel counted, and every heartbeat already queued on the sockets, read here and
+    /// now (after a stall of this thread the runtime has not yet seen them), with their
+    /// kernel receive times.
+    fn catch_up(&mut self, datagrams: &mut mpsc::UnboundedReceiver<Datagram>) {
+        while let Ok(datagram) = datagrams.try_recv() {
+            self.verify(datagram);
+        }
+        let mut buf = [0u8; 2048];
+        for link in 0..self.sockets.len() {
+            while let Ok(received) = self.sockets[link].recv_heartbeat_now(&mut buf) {
+                self.verify(Datagram {
+                    link,
+                    bytes: buf[..received.len].to_vec(),
+                    at_ns: received.at_ns,
+                });
+            }
+        }
+        self.read_kernel();
     }
 
     /// Feeds every kernel timestamp that advanced since the last read.

@@ -365,3 +365,52 @@ fn a_crashed_daemons_kernel_keeps_answering_and_a_restart_adopts_it() {
     a.wait_for(Duration::from_secs(3), is("peer_lost"))
         .expect("after cleanup nothing on B answers");
 }
+
+#[test]
+fn without_ebpf_the_daemons_say_so_and_still_detect_on_socket_timestamps() {
+    if !needs("without_ebpf_the_daemons_say_so_and_still_detect_on_socket_timestamps") {
+        return;
+    }
+    let nodes = TwoNodes::with_links(2);
+    let dir = TempDir::new("detect-userspace");
+    let (a_config, b_config) = write_configs(&dir, 2, INTERVAL_MS, None);
+    for config in [&a_config, &b_config] {
+        let text = std::fs::read_to_string(config).expect("read config");
+        std::fs::write(config, format!("ebpf = false\n{text}")).expect("write config");
+    }
+    let mut a = Daemon::start(&nodes.a, &a_config);
+    let started = a
+        .wait_for(Duration::from_secs(5), |line| line.get("started").is_some())
+        .expect("A started");
+    assert_eq!(started["started"]["mode"], "userspace", "{started:?}");
+    assert!(
+        started["started"]["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("ebpf = false")),
+        "{started:?}"
+    );
+    let _b = Daemon::start(&nodes.b, &b_config);
+    a.wait_for(Duration::from_secs(5), is("peer_alive"))
+        .expect("heartbeats alone bring the peer alive");
+    std::thread::sleep(Duration::from_secs(2));
+
+    // A stall of the receiver: the queued heartbeats carry their kernel receive times.
+    a.signal(Signal::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(300));
+    a.signal(Signal::SIGCONT);
+    let after = a.collect_for(Duration::from_secs(1));
+    assert!(
+        !after
+            .iter()
+            .any(|line| matches!(event_type(line), Some("peer_lost" | "link_down"))),
+        "socket timestamps prove the peer was alive during the stall: {after:?}"
+    );
+
+    for index in 0..2 {
+        nodes
+            .b
+            .ip(&["link", "set", &TwoNodes::link(index).b_if, "down"]);
+    }
+    a.wait_for(Duration::from_secs(2), is("peer_lost"))
+        .expect("both links cut: peer lost");
+}

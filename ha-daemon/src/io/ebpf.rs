@@ -69,6 +69,9 @@ pub struct LinkSpec {
 /// Why the kernel side could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum EbpfError {
+    /// The configuration says not to use eBPF (`ebpf = false`).
+    #[error("disabled in the configuration (ebpf = false)")]
+    Disabled,
     /// The binary was built without the eBPF object.
     #[error(
         "this binary was built without its eBPF object (bpf-linker or nightly rust-src was \

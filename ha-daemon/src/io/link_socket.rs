@@ -89,41 +89,49 @@ impl LinkSocket {
 
     /// Receives the next heartbeat datagram into `buf`.
     pub async fn recv_heartbeat(&self, buf: &mut [u8]) -> io::Result<Received> {
-        let fd = self.heartbeat.as_raw_fd();
         self.heartbeat
-            .async_io(Interest::READABLE, || {
-                let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
-                let mut iov = [IoSliceMut::new(buf)];
-                let msg =
-                    recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty())
-                        .map_err(io::Error::from)?;
-                let stamp = msg.cmsgs().map_err(io::Error::from)?.find_map(|c| match c {
-                    ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
-                    _ => None,
-                });
-                let from = msg
-                    .address
-                    .and_then(|a| {
-                        a.as_sockaddr_in()
-                            .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
-                            .or_else(|| {
-                                a.as_sockaddr_in6()
-                                    .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
-                            })
-                    })
-                    .ok_or_else(|| io::Error::other("datagram without a source address"))?;
-                let at_ns = stamp.map_or_else(clock::monotonic_ns, |ts| {
-                    let real_ns = u64::try_from(ts.tv_sec()).unwrap_or(0) * 1_000_000_000
-                        + u64::try_from(ts.tv_nsec()).unwrap_or(0);
-                    clock::realtime_to_monotonic_ns(real_ns)
-                });
-                Ok(Received {
-                    len: msg.bytes,
-                    from,
-                    at_ns,
-                })
-            })
+            .async_io(Interest::READABLE, || self.recv_heartbeat_now(buf))
             .await
+    }
+
+    /// Receives a heartbeat datagram that is already queued, without waiting and
+    /// without asking the runtime (whose readiness may be stale after a stall): fails
+    /// with `WouldBlock` when none is.
+    pub fn recv_heartbeat_now(&self, buf: &mut [u8]) -> io::Result<Received> {
+        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let mut iov = [IoSliceMut::new(buf)];
+        let msg = recvmsg::<SockaddrStorage>(
+            self.heartbeat.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_DONTWAIT,
+        )
+        .map_err(io::Error::from)?;
+        let stamp = msg.cmsgs().map_err(io::Error::from)?.find_map(|c| match c {
+            ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
+            _ => None,
+        });
+        let from = msg
+            .address
+            .and_then(|a| {
+                a.as_sockaddr_in()
+                    .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
+                    .or_else(|| {
+                        a.as_sockaddr_in6()
+                            .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
+                    })
+            })
+            .ok_or_else(|| io::Error::other("datagram without a source address"))?;
+        let at_ns = stamp.map_or_else(clock::monotonic_ns, |ts| {
+            let real_ns = u64::try_from(ts.tv_sec()).unwrap_or(0) * 1_000_000_000
+                + u64::try_from(ts.tv_nsec()).unwrap_or(0);
+            clock::realtime_to_monotonic_ns(real_ns)
+        });
+        Ok(Received {
+            len: msg.bytes,
+            from,
+            at_ns,
+        })
     }
 }
 
