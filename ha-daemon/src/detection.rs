@@ -392,7 +392,7 @@ impl Detection {
         )
         .and_then(|heartbeat| {
             if heartbeat.node_id != self.config.peer_node_id {
-                return Err(wire::Reject::Malformed);
+                return Err(wire::Reject::UnknownNode);
             }
             self.replay[link].check(&heartbeat).map(|()| heartbeat)
         });

@@ -236,6 +236,10 @@ pub enum Reject {
     /// Carries our own node id: a loop, or a peer misconfigured with our id.
     #[error("our own node id")]
     OwnNodeId,
+    /// Authentic, but from a node id that is not our peer's (checked by the receiver,
+    /// which knows the peer; a third node with the cluster key, or a misconfiguration).
+    #[error("not the peer's node id")]
+    UnknownNode,
     /// The HMAC does not verify: wrong key, corruption or forgery.
     #[error("bad MAC")]
     BadMac,
@@ -454,6 +458,8 @@ pub struct RejectCounts {
     pub foreign_cluster: u64,
     /// [`Reject::OwnNodeId`].
     pub own_node_id: u64,
+    /// [`Reject::UnknownNode`].
+    pub unknown_node: u64,
     /// [`Reject::BadMac`].
     pub bad_mac: u64,
     /// [`Reject::Malformed`].
@@ -480,6 +486,7 @@ impl RejectCounts {
             bad_version,
             foreign_cluster,
             own_node_id,
+            unknown_node,
             bad_mac,
             malformed,
             replay,
@@ -492,6 +499,7 @@ impl RejectCounts {
             Reject::BadVersion => bad_version,
             Reject::ForeignCluster => foreign_cluster,
             Reject::OwnNodeId => own_node_id,
+            Reject::UnknownNode => unknown_node,
             Reject::BadMac => bad_mac,
             Reject::Malformed => malformed,
             Reject::Replay => replay,
@@ -514,6 +522,7 @@ impl RejectCounts {
             Reject::BadVersion => &mut self.bad_version,
             Reject::ForeignCluster => &mut self.foreign_cluster,
             Reject::OwnNodeId => &mut self.own_node_id,
+            Reject::UnknownNode => &mut self.unknown_node,
             Reject::BadMac => &mut self.bad_mac,
             Reject::Malformed => &mut self.malformed,
             Reject::Replay => &mut self.replay,
@@ -524,7 +533,7 @@ impl RejectCounts {
 
 impl Reject {
     /// Every reason, in the order decoding checks them (replay last).
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Truncated,
         Self::Oversized,
         Self::BadMagic,
@@ -532,6 +541,7 @@ impl Reject {
         Self::ForeignCluster,
         Self::OwnNodeId,
         Self::BadMac,
+        Self::UnknownNode,
         Self::Malformed,
         Self::Replay,
         Self::StaleEpoch,
@@ -794,7 +804,7 @@ mod tests {
         for (n, reject) in Reject::ALL.into_iter().enumerate() {
             assert_eq!(counts.count(reject), n as u64 + 1, "{reject}");
         }
-        assert_eq!(counts.total(), 55);
+        assert_eq!(counts.total(), 66);
         counts.bad_mac = u64::MAX;
         counts.record(Reject::BadMac);
         assert_eq!(counts.count(Reject::BadMac), u64::MAX);
