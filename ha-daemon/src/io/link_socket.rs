@@ -146,7 +146,6 @@ fn open_udp(link: &LinkAddresses, port: u16, timestamps: bool) -> io::Result<Udp
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         None,
     )?;
-    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     setsockopt(
         &fd,
         sockopt::BindToDevice,
