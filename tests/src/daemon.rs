@@ -41,15 +41,9 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `ha-daemon run --config CONFIG` in `ns`.
     pub fn start(ns: &NetNs, config: &Path) -> Self {
-        Self::start_binary(&binary(), ns, config)
-    }
-
-    /// Starts `BINARY run --config CONFIG` in `ns`: for programs that do not live in
-    /// `target/<profile>/deps/` (benchmarks), where [`binary`] does not apply.
-    pub fn start_binary(binary: &Path, ns: &NetNs, config: &Path) -> Self {
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns.name()])
-            .arg(binary)
+            .arg(binary())
             .arg("run")
             .arg("--config")
             .arg(config)
