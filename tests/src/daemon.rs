@@ -98,11 +98,14 @@ impl Daemon {
         }
     }
 
-    /// Reads every line that arrives within `span`.
+    /// Reads every line already there and every line that arrives within `span`.
     pub fn collect_for(&mut self, span: Duration) -> Vec<Value> {
         let mut got = Vec::new();
         let deadline = Instant::now() + span;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        loop {
+            // A zero timeout still returns a line that is already there: a zero span
+            // drains what arrived so far.
+            let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(value) => {
                     self.seen.push(value.clone());
