@@ -327,11 +327,6 @@ impl KernelEvidence {
         &self.links
     }
 
-    /// Where the kernel side is pinned, if it is.
-    pub fn pin_dir(&self) -> Option<&Path> {
-        self.pins.as_ref().map(PinDir::path)
-    }
-
     /// The counters of the link in `slot`, merged over all CPUs.
     pub fn stats(&self, slot: u32) -> Result<LinkStats, EbpfError> {
         let per_cpu = self.stats.get(&slot, 0).map_err(|source| EbpfError::Map {

@@ -45,8 +45,6 @@ pub struct LinkAddresses {
 pub struct Received {
     /// Its length in the buffer.
     pub len: usize,
-    /// Its source.
-    pub from: SocketAddr,
     /// Kernel receive time, CLOCK_MONOTONIC ns (converted from the socket's
     /// CLOCK_REALTIME stamp); the time of reading when the kernel gave none.
     pub at_ns: u64,
@@ -111,17 +109,6 @@ impl LinkSocket {
             ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
             _ => None,
         });
-        let from = msg
-            .address
-            .and_then(|a| {
-                a.as_sockaddr_in()
-                    .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
-                    .or_else(|| {
-                        a.as_sockaddr_in6()
-                            .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
-                    })
-            })
-            .ok_or_else(|| io::Error::other("datagram without a source address"))?;
         let at_ns = stamp.map_or_else(clock::monotonic_ns, |ts| {
             let real_ns = u64::try_from(ts.tv_sec()).unwrap_or(0) * 1_000_000_000
                 + u64::try_from(ts.tv_nsec()).unwrap_or(0);
@@ -129,7 +116,6 @@ impl LinkSocket {
         });
         Ok(Received {
             len: msg.bytes,
-            from,
             at_ns,
         })
     }
