@@ -9,6 +9,8 @@
 //! - [`detection`]: the detection loop, the driver around [`core::detector`].
 //! - [`io`]: thin I/O drivers, the only code that makes syscalls or reads clocks
 //!   ([`io::ebpf`] loads and attaches the kernel programs, [`io::clock`] reads the clock).
+//! - [`resource`]: resource agents (what a primary runs) behind one [`resource::Agent`]
+//!   interface.
 //!
 //! Rule: logic that decides anything is pure (time is a parameter, no I/O); the I/O
 //! drivers are thin and only move data between the kernel and that logic.
@@ -20,3 +22,4 @@ pub mod counters;
 pub mod daemon;
 pub mod detection;
 pub mod io;
+pub mod resource;

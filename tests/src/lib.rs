@@ -15,6 +15,9 @@
 pub mod bpffs;
 pub mod cluster;
 pub mod daemon;
+pub mod drbd_emu;
+pub mod lan;
+pub mod loopdev;
 pub mod netns;
 pub mod nft;
 pub mod packet;

@@ -19,9 +19,11 @@
 //! - [`detector`]: the failure detector, links combined into the peer's state, with the
 //!   `handle_*` / `poll_*` call order; [`detector_config`] holds its settings.
 
+pub mod announce;
 pub mod dampening;
 pub mod detector;
 pub mod detector_config;
+pub mod drbd_events;
 pub mod estimator;
 pub mod evidence;
 pub mod link;

@@ -1,0 +1,1 @@
+//! DRBD state lines (`drbdsetup events2`) and command refusals, parsed (pure).

@@ -1,0 +1,1 @@
+//! Sending address announcements (gratuitous ARP, unsolicited NA) on a raw socket.

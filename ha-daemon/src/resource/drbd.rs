@@ -1,0 +1,1 @@
+//! The `drbd` resource agent.

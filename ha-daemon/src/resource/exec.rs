@@ -1,0 +1,1 @@
+//! The `exec` resource agent.

@@ -1,0 +1,1 @@
+//! The `lxc` resource agent.

@@ -1,0 +1,1 @@
+//! The `vip` resource agent.

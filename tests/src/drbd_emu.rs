@@ -1,0 +1,1 @@
+//! The DRBD emulator (`drbd-emu`): a drop-in drbdadm/drbdsetup pair for tests and the lab.

@@ -1,0 +1,1 @@
+//! A LAN: a bridge namespace joining node namespaces and a client namespace.

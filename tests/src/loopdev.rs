@@ -1,0 +1,1 @@
+//! Loop devices backed by image files, detached on drop.
