@@ -16,6 +16,10 @@
 //! - [`evidence`]: links ([`evidence::LinkId`], [`evidence::LinkSet`]) and the evidence
 //!   that arrives on them.
 //! - [`link`]: one link's state, hysteresis and dead time.
+//! - [`plan`]: the resource group's steps: start up, stop down, roll back a failed start,
+//!   restart a failed member.
+//! - [`supervision`]: monitoring results judged: adopt a running group at start, restart
+//!   a failed member, give up after its restarts.
 //! - [`detector`]: the failure detector, links combined into the peer's state, with the
 //!   `handle_*` / `poll_*` call order; [`detector_config`] holds its settings.
 
@@ -27,6 +31,8 @@ pub mod drbd_events;
 pub mod estimator;
 pub mod evidence;
 pub mod link;
+pub mod plan;
+pub mod supervision;
 pub mod time;
 pub mod wire;
 

@@ -5,27 +5,7 @@ use std::fmt;
 
 use futures_util::future::BoxFuture;
 
-/// What `monitor` found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Health {
-    /// The resource is fully started and working.
-    Running,
-    /// The resource is cleanly stopped (nothing of it is active here).
-    Stopped,
-    /// The resource is neither cleanly running nor cleanly stopped; the text says why,
-    /// for an operator (e.g. "address 192.0.2.10/24 present but interface eth0 is down").
-    Failed(String),
-}
-
-impl fmt::Display for Health {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Health::Running => f.write_str("running"),
-            Health::Stopped => f.write_str("stopped"),
-            Health::Failed(reason) => write!(f, "failed: {reason}"),
-        }
-    }
-}
+pub use crate::core::supervision::Health;
 
 /// Why an agent call failed.
 ///
