@@ -140,7 +140,11 @@ impl Plan {
     ///
     /// Panics if `step` is not that step (a caller bug).
     pub fn record(&mut self, step: Step, succeeded: bool) {
-        assert_eq!(self.steps.pop_front(), Some(step), "recorded a step out of order");
+        assert_eq!(
+            self.steps.pop_front(),
+            Some(step),
+            "recorded a step out of order"
+        );
         if succeeded {
             if self.steps.is_empty() {
                 self.outcome = Some(self.finished_outcome(step));
@@ -229,7 +233,11 @@ mod tests {
             plan.record(step, ok);
             steps.push(step);
         }
-        (running, steps, plan.outcome().expect("an ended plan has an outcome"))
+        (
+            running,
+            steps,
+            plan.outcome().expect("an ended plan has an outcome"),
+        )
     }
 
     fn step(member: usize, call: Call, purpose: Purpose) -> Step {
@@ -289,8 +297,7 @@ mod tests {
 
     #[test]
     fn a_restart_touches_only_the_member_and_those_above_it() {
-        let (running, steps, outcome) =
-            simulate(Plan::restart(4, 1), vec![true; 4], |_| false);
+        let (running, steps, outcome) = simulate(Plan::restart(4, 1), vec![true; 4], |_| false);
         let order: Vec<(usize, Call)> = steps.iter().map(|s| (s.member, s.call)).collect();
         assert_eq!(
             order,

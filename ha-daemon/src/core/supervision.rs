@@ -149,7 +149,10 @@ mod tests {
     #[test]
     fn a_survey_adopts_only_a_fully_running_group() {
         assert_eq!(Survey::of(&[RUNNING, RUNNING]), Survey::Running);
-        assert_eq!(Survey::of(&[Health::Stopped, Health::Stopped]), Survey::Stopped);
+        assert_eq!(
+            Survey::of(&[Health::Stopped, Health::Stopped]),
+            Survey::Stopped
+        );
         assert_eq!(
             Survey::of(&[RUNNING, Health::Stopped]),
             Survey::Partial(vec![(0, RUNNING), (1, Health::Stopped)])
@@ -184,9 +187,18 @@ mod tests {
     fn restarts_older_than_the_window_are_forgiven() {
         let mut supervisor = Supervisor::new(1, 1, Duration::from_secs(60));
         let round = [Health::Failed("x".to_owned())];
-        assert!(matches!(supervisor.judge(at(0), &round), Verdict::Restart { .. }));
-        assert!(matches!(supervisor.judge(at(59), &round), Verdict::Failed { .. }));
-        assert!(matches!(supervisor.judge(at(61), &round), Verdict::Restart { .. }));
+        assert!(matches!(
+            supervisor.judge(at(0), &round),
+            Verdict::Restart { .. }
+        ));
+        assert!(matches!(
+            supervisor.judge(at(59), &round),
+            Verdict::Failed { .. }
+        ));
+        assert!(matches!(
+            supervisor.judge(at(61), &round),
+            Verdict::Restart { .. }
+        ));
     }
 
     #[test]

@@ -159,7 +159,9 @@ mod tests {
     #[tokio::test]
     async fn passes_the_added_environment() {
         let mut invocation = Invocation::new("sh", ["-c", "printf %s \"$HA_TEST_VALUE\""]);
-        invocation.env.push(("HA_TEST_VALUE".into(), "forty-two".into()));
+        invocation
+            .env
+            .push(("HA_TEST_VALUE".into(), "forty-two".into()));
         let outcome = invocation.run().await.unwrap();
         assert!(outcome.success());
         assert_eq!(outcome.stdout, "forty-two");
@@ -171,7 +173,12 @@ mod tests {
             .run()
             .await
             .unwrap_err();
-        assert!(error.to_string().contains("/nonexistent/ha-no-such-program x"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("/nonexistent/ha-no-such-program x"),
+            "{error}"
+        );
     }
 
     #[tokio::test]

@@ -14,11 +14,14 @@
 //!
 //! - [`agent`]: the [`Agent`] trait, [`Health`] and [`AgentError`].
 //! - [`command`]: running a program with a timeout-safe child, capturing its output.
+//! - [`group`]: the resource group executor: runs the pure [`crate::core::plan`] with
+//!   timeouts and tracing spans and returns the [`group::Timeline`].
 
 pub mod agent;
 pub mod command;
 pub mod drbd;
 pub mod exec;
+pub mod group;
 pub mod lxc;
 pub mod mount;
 pub mod vip;
