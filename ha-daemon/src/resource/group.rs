@@ -263,77 +263,9 @@ impl fmt::Display for Timeline {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use futures_util::FutureExt as _;
-
     use super::*;
     use crate::core::supervision::Survey;
-
-    /// An agent that records its calls and fails or hangs where told.
-    #[derive(Debug)]
-    struct Fake {
-        name: &'static str,
-        log: Arc<Mutex<Vec<String>>>,
-        running: Mutex<bool>,
-        fail_start: bool,
-        hang_start: bool,
-    }
-
-    impl Fake {
-        fn note(&self, call: &str) {
-            self.log
-                .lock()
-                .unwrap()
-                .push(format!("{call} {}", self.name));
-        }
-    }
-
-    impl Agent for Fake {
-        fn kind(&self) -> &'static str {
-            "fake"
-        }
-        fn validate(&self) -> BoxFuture<'_, Result<(), AgentError>> {
-            async move {
-                if self.fail_start {
-                    Err(AgentError::Invalid("bad setting".to_owned()))
-                } else {
-                    Ok(())
-                }
-            }
-            .boxed()
-        }
-        fn start(&self) -> BoxFuture<'_, Result<(), AgentError>> {
-            async move {
-                self.note("start");
-                if self.hang_start {
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
-                }
-                if self.fail_start {
-                    return Err(AgentError::message("refused"));
-                }
-                *self.running.lock().unwrap() = true;
-                Ok(())
-            }
-            .boxed()
-        }
-        fn stop(&self) -> BoxFuture<'_, Result<(), AgentError>> {
-            async move {
-                self.note("stop");
-                *self.running.lock().unwrap() = false;
-                Ok(())
-            }
-            .boxed()
-        }
-        fn monitor(&self) -> BoxFuture<'_, Result<Health, AgentError>> {
-            async move {
-                Ok(if *self.running.lock().unwrap() {
-                    Health::Running
-                } else {
-                    Health::Stopped
-                })
-            }
-            .boxed()
-        }
-    }
+    use crate::resource::fake::Fake;
 
     fn group(log: &Arc<Mutex<Vec<String>>>, failing: Option<&str>, hanging: bool) -> ResourceGroup {
         let members = ["drbd", "mount", "lxc", "vip"]
@@ -341,11 +273,9 @@ mod tests {
             .map(|name| Member {
                 name: name.to_owned(),
                 agent: Box::new(Fake {
-                    name,
-                    log: Arc::clone(log),
-                    running: Mutex::new(false),
                     fail_start: failing == Some(name),
                     hang_start: hanging && failing == Some(name),
+                    ..Fake::new(name, log)
                 }),
                 timeouts: Timeouts {
                     start: Duration::from_millis(100),

@@ -16,14 +16,19 @@
 //! - [`command`]: running a program with a timeout-safe child, capturing its output.
 //! - [`group`]: the resource group executor: runs the pure [`crate::core::plan`] with
 //!   timeouts and tracing spans and returns the [`group::Timeline`].
+//! - [`supervise`]: the survey at daemon start (adopt a running group) and the
+//!   monitoring loop that restarts failed members.
 
 pub mod agent;
 pub mod command;
 pub mod drbd;
 pub mod exec;
+#[cfg(test)]
+mod fake;
 pub mod group;
 pub mod lxc;
 pub mod mount;
+pub mod supervise;
 pub mod vip;
 
 pub use agent::{Agent, AgentError, Health};
