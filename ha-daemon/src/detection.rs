@@ -397,11 +397,11 @@ impl Detection {
             self.replay[link].check(&heartbeat).map(|()| heartbeat)
         });
         match (decoded, u8::try_from(link).ok().and_then(LinkId::new)) {
-            (Ok(_), Some(id)) => {
-                let _ = self.detector.handle_evidence(
+            (Ok(heartbeat), Some(id)) => {
+                let _ = self.detector.handle_heartbeat(
                     Instant::from_nanos(datagram.at_ns),
                     id,
-                    EvidenceKind::VerifiedHeartbeat,
+                    heartbeat.seq,
                 );
             }
             (Err(reject), _) => {

@@ -215,6 +215,20 @@ impl Detector {
         Ok(())
     }
 
+    /// A verified heartbeat numbered `seq` from the peer on `link`, received at `at`:
+    /// [`Detector::handle_evidence`] with [`EvidenceKind::VerifiedHeartbeat`], and the
+    /// sequence number lets the link count loss exactly (late is not lost).
+    pub fn handle_heartbeat(
+        &mut self,
+        at: Instant,
+        link: LinkId,
+        seq: u64,
+    ) -> Result<(), UnknownLink> {
+        let config = self.config;
+        self.link_mut(link)?.observe_heartbeat_seq(at, seq, &config);
+        self.handle_evidence(at, link, EvidenceKind::VerifiedHeartbeat)
+    }
+
     /// Our carrier on `link` went up or down at `at` (from netlink). Carrier loss takes
     /// the link down at once; then everything is evaluated as in
     /// [`Detector::handle_timeout`].

@@ -18,9 +18,13 @@
 //! detection stays at the minimum, on a lossy link the dead time grows instead of
 //! flapping, and it never grows past what the operator allowed.
 //!
-//! `p` and `J` are not known; they are estimated from the gaps between arrivals. A gap
-//! `g` is `k = round(g / T)` intervals, i.e. `k − 1` lost packets and one received, and
-//! `|g − k·T|` is one jitter sample.
+//! `p` and `J` are not known; they are estimated from the gaps between arrivals. When
+//! packets carry sequence numbers (verified heartbeats), a gap of `k` sequence numbers is
+//! `k − 1` lost packets and one received, and `|g − k·T|` is one jitter sample: a packet
+//! that arrives late is jitter, not loss. Without them (echoes, kernel timestamps), a
+//! gap `g` is taken as `k = round(g / T)` intervals; a packet more than `T/2` late then
+//! counts as lost, so those streams overestimate loss on a jittery host, which only
+//! makes `D` larger.
 //!
 //! - `p` is the larger of a *fast* EWMA (α = 1/32, about the last 64 packets: a sudden
 //!   onset of loss grows `D` within a fraction of a second) and the Wilson upper bound
@@ -60,6 +64,9 @@ const HOPELESS_LOSS: f64 = 0.999_999;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StreamEstimator {
     last: Option<Instant>,
+    /// Sequence number of the newest sequenced arrival; once set, loss is counted from
+    /// sequence gaps and arrival times only measure jitter.
+    last_seq: Option<u64>,
     fast: f64,
     slow: f64,
     samples: u32,
@@ -95,6 +102,44 @@ impl StreamEstimator {
             self.sample(1.0);
         }
         self.sample(0.0);
+    }
+
+    /// Records packet number `seq` of the stream arriving at `at`: the packets between
+    /// the previous sequence number and this one were lost (at most `max_lost` counted),
+    /// and the arrival's distance from the schedule (`seq` gap times `interval`) is a
+    /// jitter sample. A packet that comes late but comes is jitter, never loss: unlike
+    /// [`StreamEstimator::observe`], a descheduled receiver or a burst cannot fake loss.
+    /// Sequence numbers not above the newest are ignored (duplicates, reordering).
+    pub fn observe_sequenced(&mut self, at: Instant, seq: u64, interval: Duration, max_lost: u64) {
+        let (Some(last), Some(last_seq)) = (self.last, self.last_seq) else {
+            self.last = Some(self.last.map_or(at, |last| last.max(at)));
+            self.last_seq = Some(seq);
+            return;
+        };
+        if seq <= last_seq {
+            return;
+        }
+        let periods = seq - last_seq;
+        let gap_ns = at.as_nanos().saturating_sub(last.as_nanos());
+        let deviation_ns = gap_ns.abs_diff(periods.saturating_mul(nanos(interval)));
+        self.mean_deviation_ns += (deviation_ns as f64 - self.mean_deviation_ns) * JITTER_ALPHA;
+        for _ in 0..(periods - 1).min(max_lost) {
+            self.sample(1.0);
+        }
+        self.sample(0.0);
+        self.last = Some(last.max(at));
+        self.last_seq = Some(seq);
+    }
+
+    /// Whether loss is counted from sequence numbers (see
+    /// [`StreamEstimator::observe_sequenced`]).
+    pub fn is_sequenced(&self) -> bool {
+        self.last_seq.is_some()
+    }
+
+    /// The newest arrival recorded.
+    pub fn last_arrival(&self) -> Option<Instant> {
+        self.last
     }
 
     fn sample(&mut self, lost: f64) {
@@ -280,5 +325,54 @@ mod tests {
         feed(&mut estimator, (2_001..2_033).map(|i| i * 10_000_000));
         assert!(estimator.loss_bound() > 0.35, "{}", estimator.loss_bound());
         assert!(dead(&estimator) > before * 3);
+    }
+
+    /// A receiver that reads its packets late and in bursts (what polling on a loaded
+    /// VM looks like) sees every second packet 0.6 intervals late. Counted by time, that
+    /// is loss; counted by sequence number it is jitter, and the dead time stays at the
+    /// minimum plus that jitter instead of growing.
+    #[test]
+    fn late_packets_are_jitter_not_loss_when_sequenced() {
+        let late = |i: u64| i * 5_000_000 + if i % 2 == 1 { 3_000_000 } else { 0 };
+        let mut by_time = StreamEstimator::new();
+        feed(&mut by_time, (0..=4_000).map(late));
+        let mut by_seq = StreamEstimator::new();
+        for i in 0..=4_000 {
+            by_seq.observe_sequenced(Instant::from_nanos(late(i)), i, T, 100);
+        }
+        assert!(by_seq.is_sequenced());
+        assert!(by_time.loss_bound() > 0.2, "{}", by_time.loss_bound());
+        assert!(by_seq.loss_bound() < 0.01, "{}", by_seq.loss_bound());
+        assert!(
+            dead(&by_seq) < dead(&by_time),
+            "{:?} {:?}",
+            dead(&by_seq),
+            dead(&by_time)
+        );
+        // Every gap is 3 ms off the schedule (8 ms, then 2 ms): J = 4 x 3 ms.
+        let jitter = by_seq.jitter();
+        assert!(
+            jitter > Duration::from_millis(11) && jitter < Duration::from_millis(13),
+            "{jitter:?}"
+        );
+    }
+
+    #[test]
+    fn sequence_gaps_are_loss_and_old_sequence_numbers_are_ignored() {
+        let mut estimator = StreamEstimator::new();
+        for i in 0..=2_000u64 {
+            // Every fourth packet lost.
+            if i % 4 != 3 {
+                estimator.observe_sequenced(Instant::from_nanos(i * 5_000_000), i, T, 100);
+            }
+        }
+        let loss = estimator.loss_bound();
+        assert!((0.24..0.32).contains(&loss), "{loss}");
+        let before = estimator.clone();
+        estimator.observe_sequenced(Instant::from_nanos(20_000_000_000), 1_000, T, 100);
+        assert_eq!(
+            estimator, before,
+            "a replayed sequence number changed the estimate"
+        );
     }
 }

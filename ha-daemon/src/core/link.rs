@@ -170,6 +170,16 @@ impl Link {
             .max_by_key(|heartbeat| heartbeat.at)
     }
 
+    /// Feeds the loss estimate with heartbeat number `seq`, received at `at` (a verified
+    /// heartbeat, recorded as evidence by [`Link::record`] too). From the first one on,
+    /// heartbeat loss is counted from sequence gaps, which a late or batched read cannot
+    /// fake.
+    pub(crate) fn observe_heartbeat_seq(&mut self, at: Instant, seq: u64, config: &DetectorConfig) {
+        let max_lost = nanos(self.dead_after).div_ceil(nanos(config.interval).max(1));
+        self.heartbeats
+            .observe_sequenced(at, seq, config.interval, max_lost);
+    }
+
     /// Records evidence seen at `evidence.at`, with the detector's time at `now`.
     /// Returns the `rise` that was met if this made the link come up.
     pub(crate) fn record(
@@ -183,13 +193,16 @@ impl Link {
         match evidence.kind {
             EvidenceKind::KernelHeartbeat => {
                 self.kernel_heartbeat = self.kernel_heartbeat.max(Some(at));
-                self.heartbeats.observe(at, config.interval, max_lost);
+                // The kernel's newest stamp is read by polling, so packets between two
+                // reads are invisible here: only estimate from it when nothing better
+                // (each verified heartbeat, with its own receive time) has come.
+                if self.verified.is_none() {
+                    self.heartbeats.observe(at, config.interval, max_lost);
+                }
             }
             EvidenceKind::VerifiedHeartbeat => {
                 self.verified = self.verified.max(Some(at));
-                // With the kernel's view available, its timestamps are the better
-                // measurement of the same packets; do not count them twice.
-                if self.kernel_heartbeat.is_none() {
+                if !self.heartbeats.is_sequenced() {
                     self.heartbeats.observe(at, config.interval, max_lost);
                 }
             }
@@ -374,9 +387,28 @@ impl Link {
         self.heartbeats.jitter().max(self.echoes.jitter())
     }
 
+    /// The dead time the estimates imply. While heartbeats keep coming (the newest is
+    /// within `dead_after_min` of the link's newest evidence), the link can only fall
+    /// silent if the heartbeats do, so their estimate alone bounds the chance of a false
+    /// "link down". Otherwise (the peer's daemon stopped, only its kernel answers) the
+    /// larger estimate of the two streams counts.
     fn estimate_dead_after(&self, config: &DetectorConfig) -> Duration {
-        [&self.heartbeats, &self.echoes]
-            .into_iter()
+        let newest = self.newest.map(|evidence| evidence.at);
+        let heartbeats_flowing = self.heartbeats.has_samples()
+            && self
+                .heartbeats
+                .last_arrival()
+                .zip(newest)
+                .is_some_and(|(last, newest)| {
+                    newest.saturating_duration_since(last) <= config.dead_after_min
+                });
+        let streams: &[&StreamEstimator] = if heartbeats_flowing {
+            &[&self.heartbeats]
+        } else {
+            &[&self.heartbeats, &self.echoes]
+        };
+        streams
+            .iter()
             .filter(|stream| stream.has_samples())
             .map(|stream| {
                 stream.dead_time(
