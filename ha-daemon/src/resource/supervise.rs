@@ -37,12 +37,7 @@ impl SupervisionSettings {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum GroupReport {
     /// The group as found by monitoring, with each member's health.
-    Survey {
-        /// `running`, `stopped` or `partial`.
-        state: &'static str,
-        /// Every member, in start order.
-        members: Vec<MemberReport>,
-    },
+    Survey(SurveyReport),
     /// A member failed monitoring and was restarted (with the members above it).
     Restarted {
         /// The member's name.
@@ -62,7 +57,16 @@ pub enum GroupReport {
     },
 }
 
-/// One member in a [`GroupReport::Survey`].
+/// The group as found by monitoring.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SurveyReport {
+    /// `running`, `stopped` or `partial`.
+    pub state: &'static str,
+    /// Every member, in start order.
+    pub members: Vec<MemberReport>,
+}
+
+/// One member in a [`SurveyReport`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MemberReport {
     /// Its name.
@@ -141,7 +145,7 @@ fn millis(duration: Duration) -> f64 {
 
 /// Monitors every member once and classifies the group. Changes nothing: this is how
 /// the daemon adopts a group that is already running when it starts.
-pub async fn survey(group: &ResourceGroup) -> (Survey, GroupReport) {
+pub async fn survey(group: &ResourceGroup) -> (Survey, SurveyReport) {
     let healths = group.monitor().await;
     let survey = Survey::of(&healths);
     let state = match survey {
@@ -159,7 +163,7 @@ pub async fn survey(group: &ResourceGroup) -> (Survey, GroupReport) {
             health: health.to_string(),
         })
         .collect();
-    (survey, GroupReport::Survey { state, members })
+    (survey, SurveyReport { state, members })
 }
 
 /// Watches a running group until it fails for good or `reports` is closed: monitors at
@@ -253,11 +257,8 @@ mod tests {
         let (group, _flags) = running_group(&log);
         let (survey, report) = survey(&group).await;
         assert_eq!(survey, Survey::Running);
-        let GroupReport::Survey { state, members } = report else {
-            panic!("not a survey: {report:?}");
-        };
-        assert_eq!(state, "running");
-        assert_eq!(members.len(), 3);
+        assert_eq!(report.state, "running");
+        assert_eq!(report.members.len(), 3);
         assert!(
             log.lock().unwrap().is_empty(),
             "adoption ran {:?}",
