@@ -3,8 +3,9 @@
 //! It runs on its own thread, with a real-time priority when configured, so a loaded
 //! machine does not delay our heartbeats (a false takeover on the peer) or our view of
 //! the peer's (a false alarm here). Every interval it sends a heartbeat and an echo
-//! request on every link and reads the kernel counters; received heartbeats are
-//! verified and fed with their kernel receive time. Before the detector judges silence
+//! request on every link, drains the heartbeats queued on the sockets (verified, and fed
+//! with their kernel receive time) and reads the kernel counters: one wakeup per
+//! interval, however many packets arrived. Before the detector judges silence
 //! (`handle_timeout`), the kernel counters are always read first: evidence the kernel
 //! saw while this thread was descheduled is never mistaken for silence.
 //!
@@ -99,13 +100,6 @@ pub enum ReportBody {
         /// How many for this link and reason so far.
         count: u64,
     },
-}
-
-/// A received heartbeat datagram on a link, with its kernel receive time.
-struct Datagram {
-    link: usize,
-    bytes: Vec<u8>,
-    at_ns: u64,
 }
 
 /// The state of the loop (see the module doc).
@@ -234,10 +228,6 @@ impl Detection {
         mut edges: Option<EdgeEvents>,
         reports: mpsc::UnboundedSender<Report>,
     ) {
-        let (datagrams_tx, mut datagrams) = mpsc::unbounded_channel();
-        for (link, socket) in self.sockets.iter().enumerate() {
-            tokio::spawn(receive(link, Arc::clone(socket), datagrams_tx.clone()));
-        }
         let (carrier_tx, mut carrier_changes) = mpsc::unbounded_channel();
         let ifindexes = self
             .config
@@ -264,12 +254,11 @@ impl Detection {
                         return;
                     }
                     self.send_all();
-                    self.catch_up(&mut datagrams);
+                    self.catch_up();
                     self.detector.handle_timeout(clock::now());
                 }
-                Some(datagram) = datagrams.recv() => self.verify(datagram),
                 Some(CarrierChange { link, up }) = carrier_changes.recv() => {
-                    self.catch_up(&mut datagrams);
+                    self.catch_up();
                     if let Some(id) = u8::try_from(link).ok().and_then(LinkId::new) {
                         let _ = self.detector.handle_carrier(clock::now(), id, up);
                     }
@@ -282,7 +271,7 @@ impl Detection {
                     self.read_kernel();
                 }
                 () = tokio::time::sleep_until(deadline) => {
-                    self.catch_up(&mut datagrams);
+                    self.catch_up();
                     self.detector.handle_timeout(clock::now());
                 }
             }
@@ -327,22 +316,14 @@ impl Detection {
         }
     }
 
-    /// Feeds all evidence that arrived up to now, before silence is judged: what the
-    /// kernel counted, and every heartbeat already queued on the sockets, read here and
-    /// now (after a stall of this thread the runtime has not yet seen them), with their
-    /// kernel receive times.
-    fn catch_up(&mut self, datagrams: &mut mpsc::UnboundedReceiver<Datagram>) {
-        while let Ok(datagram) = datagrams.try_recv() {
-            self.verify(datagram);
-        }
+    /// Feeds all evidence that arrived up to now, before silence is judged: every
+    /// heartbeat queued on the sockets, with its kernel receive time, and what the
+    /// kernel counted.
+    fn catch_up(&mut self) {
         let mut buf = [0u8; 2048];
         for link in 0..self.sockets.len() {
             while let Ok(received) = self.sockets[link].recv_heartbeat_now(&mut buf) {
-                self.verify(Datagram {
-                    link,
-                    bytes: buf[..received.len].to_vec(),
-                    at_ns: received.at_ns,
-                });
+                self.verify(link, &buf[..received.len], received.at_ns);
             }
         }
         self.read_kernel();
@@ -382,10 +363,9 @@ impl Detection {
         }
     }
 
-    fn verify(&mut self, datagram: Datagram) {
-        let link = datagram.link;
+    fn verify(&mut self, link: usize, bytes: &[u8], at_ns: u64) {
         let decoded = wire::decode(
-            &datagram.bytes,
+            bytes,
             &self.key,
             self.config.cluster_id,
             self.config.node_id,
@@ -398,11 +378,9 @@ impl Detection {
         });
         match (decoded, u8::try_from(link).ok().and_then(LinkId::new)) {
             (Ok(heartbeat), Some(id)) => {
-                let _ = self.detector.handle_heartbeat(
-                    Instant::from_nanos(datagram.at_ns),
-                    id,
-                    heartbeat.seq,
-                );
+                let _ =
+                    self.detector
+                        .handle_heartbeat(Instant::from_nanos(at_ns), id, heartbeat.seq);
             }
             (Err(reject), _) => {
                 self.rejects[link].record(reject);
@@ -416,28 +394,6 @@ impl Detection {
                 }
             }
             (Ok(_), None) => {}
-        }
-    }
-}
-
-async fn receive(link: usize, socket: Arc<LinkSocket>, out: mpsc::UnboundedSender<Datagram>) {
-    let mut buf = vec![0u8; 2048];
-    loop {
-        match socket.recv_heartbeat(&mut buf).await {
-            Ok(received) => {
-                let datagram = Datagram {
-                    link,
-                    bytes: buf[..received.len].to_vec(),
-                    at_ns: received.at_ns,
-                };
-                if out.send(datagram).is_err() {
-                    return;
-                }
-            }
-            Err(error) => {
-                warn!(link, %error, "heartbeat receive failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
         }
     }
 }

@@ -5,20 +5,22 @@
 //! route. DSCP (IP_TOS / IPV6_TCLASS) and SO_PRIORITY let heartbeats win under
 //! congestion. Received heartbeats carry the kernel's receive time (SO_TIMESTAMPNS), so
 //! a daemon that ran late still knows when they arrived.
+//!
+//! The sockets are plain non-blocking sockets, not registered with any event loop: the
+//! detection loop sends and drains them once per interval, so an arriving heartbeat
+//! costs no wakeup of its own.
 
 use std::{
     io::{self, IoSliceMut},
-    net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket},
+    net::{IpAddr, SocketAddr, UdpSocket},
     os::fd::AsRawFd as _,
 };
 
+use crate::io::clock;
 use nix::sys::socket::{
     AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, SockaddrStorage, bind,
     recvmsg, setsockopt, socket, sockopt,
 };
-use tokio::{io::Interest, net::UdpSocket};
-
-use crate::io::clock;
 
 /// Socket priority of heartbeats (TC_PRIO_INTERACTIVE, as for other control traffic).
 const SOCKET_PRIORITY: i32 = 6;
@@ -60,7 +62,7 @@ pub struct LinkSocket {
 }
 
 impl LinkSocket {
-    /// Opens and binds both sockets. Must run inside a tokio runtime.
+    /// Opens and binds both sockets.
     pub fn open(link: &LinkAddresses) -> io::Result<Self> {
         let heartbeat = open_udp(link, link.heartbeat_port, true)?;
         let echo = open_udp(link, link.echo_port, false)?;
@@ -76,24 +78,16 @@ impl LinkSocket {
     /// (the next one follows within an interval) instead of delaying the others.
     pub fn send_heartbeat(&self, datagram: &[u8]) -> io::Result<()> {
         self.heartbeat
-            .try_send_to(datagram, self.peer_heartbeat)
+            .send_to(datagram, self.peer_heartbeat)
             .map(|_| ())
     }
 
     /// Sends one echo request without waiting (see [`LinkSocket::send_heartbeat`]).
     pub fn send_echo(&self, datagram: &[u8]) -> io::Result<()> {
-        self.echo.try_send_to(datagram, self.peer_echo).map(|_| ())
+        self.echo.send_to(datagram, self.peer_echo).map(|_| ())
     }
 
-    /// Receives the next heartbeat datagram into `buf`.
-    pub async fn recv_heartbeat(&self, buf: &mut [u8]) -> io::Result<Received> {
-        self.heartbeat
-            .async_io(Interest::READABLE, || self.recv_heartbeat_now(buf))
-            .await
-    }
-
-    /// Receives a heartbeat datagram that is already queued, without waiting and
-    /// without asking the runtime (whose readiness may be stale after a stall): fails
+    /// Receives a heartbeat datagram that is already queued, without waiting: fails
     /// with `WouldBlock` when none is.
     pub fn recv_heartbeat_now(&self, buf: &mut [u8]) -> io::Result<Received> {
         let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
@@ -156,5 +150,5 @@ fn open_udp(link: &LinkAddresses, port: u16, timestamps: bool) -> io::Result<Udp
             ),
         )
     })?;
-    UdpSocket::from_std(StdUdpSocket::from(fd))
+    Ok(UdpSocket::from(fd))
 }
