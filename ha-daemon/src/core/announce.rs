@@ -212,7 +212,11 @@ mod tests {
         let request = gratuitous_arp(ArpForm::Request, MAC, V4);
         let reply = gratuitous_arp(ArpForm::Reply, MAC, V4);
         assert_eq!(&reply[20..22], &[0, 2], "operation: reply");
-        assert_eq!(&reply[32..38], &MAC, "target hardware address: the sender's");
+        assert_eq!(
+            &reply[32..38],
+            &MAC,
+            "target hardware address: the sender's"
+        );
         let differing: Vec<usize> = (0..ARP_FRAME_LEN)
             .filter(|&i| request[i] != reply[i])
             .collect();
@@ -295,7 +299,10 @@ mod tests {
     #[test]
     fn na_checksum_matches_an_external_computation() {
         let frame = unsolicited_na(MAC, V6, false);
-        assert_eq!(u16::from_be_bytes([frame[56], frame[57]]), EXTERNAL_CHECKSUM);
+        assert_eq!(
+            u16::from_be_bytes([frame[56], frame[57]]),
+            EXTERNAL_CHECKSUM
+        );
     }
 
     const EXTERNAL_CHECKSUM: u16 = 0x7acd;
