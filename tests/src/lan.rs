@@ -6,12 +6,15 @@
 //! (`.1`/`::1` for a, `.2`/`::2` for b, `.100`/`::100` for the client), added without
 //! duplicate address detection so they are usable at once.
 //!
-//! The LAN is quiet, so a test can assert that a member sent nothing: it has no router,
-//! so members send no IPv6 router solicitations, and the bridge floods multicast (no
-//! snooping) like a plain switch. Dropping the `Lan` deletes the namespaces, and with
-//! them every veth, address and neighbour entry.
+//! The LAN gets quiet, so a test can assert that a member sent nothing: it has no
+//! router, so members send no IPv6 router solicitations; what IPv6 still sends after an
+//! interface comes up (duplicate address detection of the link-local address, MLD
+//! reports repeated for a second or two) [`Lan::wait_quiet`] waits out. The bridge
+//! floods multicast (no snooping) like a plain switch. Dropping the `Lan` deletes the
+//! namespaces, and with them every veth, address and neighbour entry.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
 
 use crate::netns::NetNs;
 
@@ -161,6 +164,26 @@ impl Lan {
         links[0]["stats64"]["tx"]["packets"]
             .as_u64()
             .expect("tx packet count")
+    }
+
+    /// Waits until `member` has sent nothing on [`Lan::IF`] for `quiet` (polling every
+    /// 100 ms); panics if that takes longer than `limit`.
+    pub fn wait_quiet(member: &NetNs, quiet: Duration, limit: Duration) {
+        let began = Instant::now();
+        let mut last = (Self::tx_packets(member), Instant::now());
+        while last.1.elapsed() < quiet {
+            assert!(
+                began.elapsed() < limit,
+                "{} still sends on {} after {limit:?}",
+                member.name(),
+                Self::IF
+            );
+            std::thread::sleep(Duration::from_millis(100));
+            let sent = Self::tx_packets(member);
+            if sent != last.0 {
+                last = (sent, Instant::now());
+            }
+        }
     }
 
     /// How many times `member`'s [`Lan::IF`] carries `address` (any prefix length).

@@ -20,6 +20,11 @@ const SWITCH_DEADLINE: Duration = Duration::from_millis(50);
 /// How long the test watches for the switch before giving up.
 const WATCH_LIMIT: Duration = Duration::from_secs(2);
 
+/// How long the client must have sent nothing before the takeover (so what it sends
+/// during the takeover counts), and how long to wait for that at most.
+const QUIET: Duration = Duration::from_secs(1);
+const QUIET_LIMIT: Duration = Duration::from_secs(8);
+
 const VIP_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 const VIP_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
 
@@ -45,6 +50,72 @@ fn ipv6_vip_moves_with_unsolicited_neighbour_advertisement() {
     takeover(IpAddr::V6(VIP_V6), Lan::PREFIX_V6);
 }
 
+#[test]
+fn announcements_follow_the_schedule_in_both_forms() {
+    if !ha_tests::require(
+        "announcements_follow_the_schedule_in_both_forms",
+        &[Need::Root, Need::Program("ip"), Need::Program("tcpdump")],
+    ) {
+        return;
+    }
+    let lan = Lan::new();
+    let b_mac = format_mac(Lan::mac(&lan.b));
+    let v4 = IpAddr::V4(VIP_V4);
+    let v6 = IpAddr::V6(VIP_V6);
+    let request = format!("Request who-has {v4} tell {v4}");
+    let reply = format!("Reply {v4} is-at {b_mac}");
+    let advertisement = format!("neighbor advertisement, tgt is {v6}");
+    for (vip, prefix_len, filter, round) in [
+        (
+            v4,
+            Lan::PREFIX_V4,
+            "arp",
+            vec![request.as_str(), reply.as_str()],
+        ),
+        (
+            v6,
+            Lan::PREFIX_V6,
+            "icmp6 and ip6[40] == 136",
+            vec![advertisement.as_str()],
+        ),
+    ] {
+        let settings = VipSettings::new(Lan::IF, vip, prefix_len);
+        let schedule = settings.announce_schedule.clone();
+        let capture = Capture::start(&lan.client, filter, schedule.len() * round.len());
+        let agent = Vip::new(settings);
+        on_node(&lan.b, async {
+            agent.start().await.expect("start");
+            tokio::time::sleep(schedule[schedule.len() - 1] + Duration::from_millis(200)).await;
+            agent.stop().await.expect("stop");
+        });
+        let frames = capture.finish();
+        let first = frames[0].0;
+        let offsets: Vec<Duration> = frames
+            .chunks(round.len())
+            .map(|frames| Duration::from_secs_f64(frames[0].0 - first))
+            .collect();
+        println!("{vip}: announcement rounds seen at {offsets:?} (schedule {schedule:?})");
+        for (index, (_, line)) in frames.iter().enumerate() {
+            let expected = round[index % round.len()];
+            assert!(
+                line.contains(&format!("{b_mac} > ")),
+                "from b's MAC: {line}"
+            );
+            assert!(
+                line.contains(expected),
+                "frame {index} is not {expected:?}: {line}"
+            );
+        }
+        for (seen, planned) in offsets.iter().zip(&schedule) {
+            assert!(
+                *seen + Duration::from_millis(5) >= *planned
+                    && *seen <= *planned + Duration::from_millis(250),
+                "round planned at {planned:?} seen at {seen:?}"
+            );
+        }
+    }
+}
+
 /// Node a holds `vip`, the client reaches it (so its neighbour entry is a's MAC, learnt
 /// the real way), node a goes down, the agent starts the address on node b; then the
 /// checks of the issue, and idempotence of start and stop.
@@ -59,6 +130,7 @@ fn takeover(vip: IpAddr, prefix_len: u8) {
         Lan::IF,
         "nodad",
     ]);
+    Lan::wait_quiet(&lan.client, QUIET, QUIET_LIMIT);
     ping(&lan.client, vip);
     let before = Lan::neighbour(&lan.client, vip).expect("the client resolved the VIP");
     assert_eq!(before.mac, Some(a_mac), "the client reached a: {before:?}");
@@ -151,6 +223,83 @@ fn watch_switch(client: &NetNs, vip: IpAddr, mac: [u8; 6], began: Instant) -> Du
             "after {seen:?} the client still has {entry:?} for {vip}"
         );
     }
+}
+
+/// `tcpdump` in a namespace, capturing a number of frames; stopped on drop unless
+/// [`Capture::finish`] reaped it.
+struct Capture {
+    child: Option<std::process::Child>,
+}
+
+impl Capture {
+    /// Starts capturing `count` frames matching `filter` on [`Lan::IF`] and waits until
+    /// tcpdump listens.
+    fn start(member: &NetNs, filter: &str, count: usize) -> Self {
+        let count = count.to_string();
+        let mut child = std::process::Command::new("ip")
+            .args(["netns", "exec", member.name(), "timeout", "10", "tcpdump"])
+            .args([
+                "-i",
+                Lan::IF,
+                "-nn",
+                "-e",
+                "-tt",
+                "-l",
+                "-c",
+                &count,
+                filter,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn tcpdump");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let capture = Capture { child: Some(child) };
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+        let listening = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|line| line.contains("listening on"));
+        assert!(listening, "tcpdump did not start");
+        capture
+    }
+
+    /// Waits for the capture to end; each frame as (seconds since the epoch, the line).
+    fn finish(mut self) -> Vec<(f64, String)> {
+        let mut child = self.child.take().expect("not finished yet");
+        let mut text = String::new();
+        let mut stdout = child.stdout.take().expect("stdout piped");
+        std::io::Read::read_to_string(&mut stdout, &mut text).expect("read tcpdump");
+        let status = child.wait().expect("wait for tcpdump");
+        assert!(status.success(), "tcpdump ended with {status}: {text}");
+        text.lines()
+            .map(|line| {
+                let (time, _) = line.split_once(' ').expect("a timestamp");
+                (time.parse().expect("seconds"), line.to_owned())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Capture {
+    /// SIGTERM, not SIGKILL: `timeout` passes it on to tcpdump, its child. The pid is
+    /// still ours: the child is not reaped until the `wait` here.
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let _ = child.wait();
+    }
+}
+
+fn format_mac(mac: [u8; 6]) -> String {
+    mac.map(|byte| format!("{byte:02x}")).join(":")
 }
 
 fn ping(from: &NetNs, to: IpAddr) {
