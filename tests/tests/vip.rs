@@ -8,9 +8,9 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use ha_daemon::io::announce::announce;
+use ha_daemon::io::announce::{AnnounceCause, announce};
 use ha_daemon::resource::vip::{Vip, VipSettings};
-use ha_daemon::resource::{Agent, Health};
+use ha_daemon::resource::{Agent, AgentError, Health};
 use ha_tests::Need;
 use ha_tests::lan::Lan;
 use ha_tests::netns::NetNs;
@@ -114,6 +114,68 @@ fn announcements_follow_the_schedule_in_both_forms() {
             );
         }
     }
+}
+
+#[test]
+fn a_missing_or_down_interface_is_refused_and_reported() {
+    if !ha_tests::require(
+        "a_missing_or_down_interface_is_refused_and_reported",
+        &[Need::Root, Need::Program("ip")],
+    ) {
+        return;
+    }
+    let lan = Lan::new();
+    let vip = IpAddr::V4(VIP_V4);
+    let missing = Vip::new(VipSettings::new("hat-none0", vip, Lan::PREFIX_V4));
+    let down = Vip::new(VipSettings::new(Lan::IF, vip, Lan::PREFIX_V4));
+    lan.b.ip(&["link", "set", Lan::IF, "down"]);
+    on_node(&lan.b, async {
+        let error = missing.validate().await.expect_err("no such interface");
+        assert!(matches!(error, AgentError::Invalid(_)), "{error}");
+        assert!(error.to_string().contains("hat-none0"), "{error}");
+        let Health::Failed(reason) = missing.monitor().await.expect("monitor") else {
+            panic!("a missing interface is a failure");
+        };
+        assert!(reason.contains("does not exist"), "{reason}");
+        missing
+            .stop()
+            .await
+            .expect("nothing to remove from a missing interface");
+
+        down.validate().await.expect("the interface exists");
+        let error = down.start().await.expect_err("the interface is down");
+        assert_eq!(
+            error.to_string(),
+            "vip 192.0.2.10/24 on lan0: start: interface is down"
+        );
+        let Health::Failed(reason) = down.monitor().await.expect("monitor") else {
+            panic!("a down interface is a failure");
+        };
+        assert!(
+            reason.contains("is down (address 192.0.2.10/24 absent)"),
+            "{reason}"
+        );
+
+        let error = announce("lo", vip, None, &[Duration::ZERO])
+            .await
+            .expect_err("loopback carries no Ethernet");
+        assert!(
+            matches!(error.cause, AnnounceCause::NotEthernet(772)),
+            "{error}"
+        );
+        let error = announce("hat-none0", vip, None, &[Duration::ZERO])
+            .await
+            .expect_err("no such interface");
+        assert_eq!(
+            error.to_string(),
+            "announcing 192.0.2.10 on hat-none0: no such interface"
+        );
+    });
+    assert_eq!(
+        Lan::address_count(&lan.b, vip),
+        0,
+        "a refused start adds nothing"
+    );
 }
 
 /// Node a holds `vip`, the client reaches it (so its neighbour entry is a's MAC, learnt
