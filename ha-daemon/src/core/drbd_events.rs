@@ -24,4 +24,4 @@ pub mod state;
 pub mod version;
 
 #[cfg(test)]
-mod captures;
+pub(crate) mod captures;

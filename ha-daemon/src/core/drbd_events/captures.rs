@@ -1,15 +1,15 @@
 //! The real DRBD 8.4.11 captures in `ha-daemon/testdata/drbd-8.4.11/` (test only).
 
 /// One capture: the command's exit code and its two output streams.
-pub(super) struct Capture {
+pub(crate) struct Capture {
     /// The file name, for assertion messages.
-    pub(super) name: &'static str,
+    pub(crate) name: &'static str,
     /// `# exit code: N`, when the header has one.
-    pub(super) exit_code: Option<i32>,
+    pub(crate) exit_code: Option<i32>,
     /// Standard output.
-    pub(super) stdout: String,
+    pub(crate) stdout: String,
     /// Standard error.
-    pub(super) stderr: String,
+    pub(crate) stderr: String,
 }
 
 macro_rules! capture {
@@ -24,11 +24,11 @@ macro_rules! capture {
         )
     };
 }
-pub(super) use capture;
+pub(crate) use capture;
 
 impl Capture {
     /// Splits a capture file into its header, stdout and stderr sections.
-    pub(super) fn parse(name: &'static str, text: &str) -> Self {
+    pub(crate) fn parse(name: &'static str, text: &str) -> Self {
         let mut exit_code = None;
         let mut stdout = String::new();
         let mut stderr = String::new();
@@ -64,7 +64,7 @@ impl Capture {
 }
 
 /// Every `drbdsetup events2` capture.
-pub(super) fn events2() -> Vec<Capture> {
+pub(crate) fn events2() -> Vec<Capture> {
     vec![
         capture!("16-vmda-events2-now.txt"),
         capture!("17-vmda-events2-now-noarg.txt"),

@@ -229,6 +229,14 @@ impl ResourceState {
         }
     }
 
+    /// A resource known not to be up: what a complete dump without it says.
+    pub fn not_up(name: impl Into<String>) -> Self {
+        ResourceState {
+            dump_complete: true,
+            ..ResourceState::new(name)
+        }
+    }
+
     /// Folds lines, in order, into the state of resource `name`.
     pub fn fold<'a>(name: &str, lines: impl IntoIterator<Item = &'a EventLine>) -> Self {
         let mut state = ResourceState::new(name);
@@ -564,6 +572,7 @@ mod tests {
     fn an_unconfigured_node_has_no_resource() {
         let state = fold(&capture!("34-vmda-events2-now-unconfigured.txt"));
         assert!(state.dump_complete() && !state.exists());
+        assert_eq!(state, ResourceState::not_up("r0"));
         assert_eq!(*state.role(), R::Unknown);
         assert_eq!(state.connection(), C::StandAlone);
         assert_eq!(
