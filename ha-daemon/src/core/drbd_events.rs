@@ -11,6 +11,7 @@
 //! - [`refusal`]: a failed `drbdadm primary|secondary|up|down` (exit code and stderr)
 //!   classified into a [`refusal::Refusal`].
 //! - [`version`]: the DRBD version from `drbdadm --version` or `/proc/drbd`.
+//! - [`words`]: DRBD's state words (role, disk, connection, replication) as enums.
 //!
 //! DRBD 8.4 and 9 differ little here: drbd-utils 9 prints the same `events2` format for
 //! both (with an 8.4 kernel module every connection is `peer-node-id:0 conn-name:peer`);
@@ -22,6 +23,7 @@ pub mod line;
 pub mod refusal;
 pub mod state;
 pub mod version;
+pub mod words;
 
 #[cfg(test)]
 pub(crate) mod captures;
