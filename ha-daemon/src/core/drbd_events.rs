@@ -3,7 +3,7 @@
 //! Nothing here runs a program or reads a file: the `drbd` agent
 //! ([`crate::resource::drbd`]) runs `drbdadm`/`drbdsetup` and hands their output here.
 //!
-//! - [`line`]: one `events2` line -> [`line::EventLine`] (tolerant of unknown keys and
+//! - [`line`](mod@line): one `events2` line -> [`line::EventLine`] (tolerant of unknown keys and
 //!   objects, strict about malformed lines).
 //! - [`state`]: those lines folded into one resource's [`state::ResourceState`] (our role,
 //!   each volume's disk, the connection, the peer's role and disks) and its

@@ -12,7 +12,7 @@
 //! Never `--force`: DRBD's refusals (peer is Primary, our disk not UpToDate, device held
 //! open, resource not up) are the last guard against split brain; they come back as
 //! `AgentError::failed(DrbdError::Refused { .. })` for callers to downcast and match on
-//! [`RefusalReason`](crate::core::drbd_events::refusal::RefusalReason).
+//! [`RefusalReason`].
 //!
 //! DRBD 8.4 and 9: both are driven the same way (drbdadm and events2; drbd-utils 9
 //! delegates to its `drbdadm-84`/`drbdsetup-84` helpers for an 8.4 module, and exits 20

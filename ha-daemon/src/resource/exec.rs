@@ -2,9 +2,9 @@
 //! ([`ocf::Ocf`], OCF resource agents such as `ocf:heartbeat:Dummy`).
 //!
 //! Both are "scripts": one program per action whose exit code says what happened. The
-//! shared part lives here, once: building nothing but running ([`Scripts`]), mapping
-//! exit codes ([`Convention`], [`monitor_health`]) and the idempotent start/stop
-//! around `monitor`:
+//! shared part lives here, once: running an action (a private `Scripts` trait that both
+//! agents implement), mapping exit codes ([`Convention`], [`monitor_health`]) and the
+//! idempotent start/stop around `monitor`:
 //!
 //! - `start`: monitor first; Running -> nothing; otherwise run start (exit 0 = done).
 //! - `stop`: monitor first; Stopped -> nothing; otherwise run stop (exit 0 = done).
