@@ -6,7 +6,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use nix::unistd::User;
@@ -101,13 +101,38 @@ impl Invocation {
     /// Runs the program to completion with no standard input and returns its outcome.
     /// Dropping the future kills the child.
     pub async fn run(&self) -> Result<Outcome, SpawnError> {
+        let output = self
+            .command()
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .map_err(|source| self.spawn_error(source))?;
+        Ok(Outcome {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
+    /// Starts the program for a caller that reads its standard output as it comes (a
+    /// follower such as `drbdsetup events2`); stdout is piped, stderr is inherited
+    /// (the daemon's log). Dropping the [`tokio::process::Child`] kills it.
+    pub fn spawn(&self) -> Result<tokio::process::Child, SpawnError> {
+        self.command()
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|source| self.spawn_error(source))
+    }
+
+    /// The command with arguments, environment and user; stdin closed, stdout piped,
+    /// killed on drop.
+    fn command(&self) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(&self.program);
         command
             .args(&self.args)
             .envs(self.env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .kill_on_drop(true);
         if let Some(user) = &self.user {
             command
@@ -118,16 +143,21 @@ impl Invocation {
                 .env("LOGNAME", &user.name)
                 .current_dir(&user.home);
         }
-        let output = command.output().await.map_err(|source| SpawnError {
+        command
+    }
+
+    fn spawn_error(&self, source: std::io::Error) -> SpawnError {
+        SpawnError {
             program: self.to_string(),
             source,
-        })?;
-        Ok(Outcome {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
+        }
     }
+}
+
+/// Finds `program` as [`Invocation::run`] would: a path with a `/` must be an
+/// executable file; a bare name is looked up in `PATH`. Changes nothing; for `validate`.
+pub fn find_program(program: &Path) -> Result<PathBuf, String> {
+    which::which(program).map_err(|error| format!("program {}: {error}", program.display()))
 }
 
 impl fmt::Display for Invocation {
@@ -192,6 +222,41 @@ mod tests {
         assert!(timed_out.is_err());
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         assert!(!marker.exists(), "the child outlived its dropped future");
+    }
+
+    #[tokio::test]
+    async fn a_spawned_child_streams_stdout_and_dies_with_its_handle() {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = Invocation::new("sh", ["-c", "echo first; exec sleep 30"])
+            .spawn()
+            .unwrap();
+        let pid = child.id().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("first"));
+        drop(child);
+        let proc = PathBuf::from(format!("/proc/{pid}/stat"));
+        for _ in 0..100 {
+            match std::fs::read_to_string(&proc) {
+                Err(_) => return,
+                Ok(stat) if stat.contains(") Z ") => return,
+                Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
+        panic!("pid {pid} outlived its dropped handle");
+    }
+
+    #[test]
+    fn programs_are_found_in_path_or_by_path_and_missing_ones_named() {
+        assert!(find_program(Path::new("sh")).unwrap().is_absolute());
+        assert!(find_program(Path::new("/bin/sh")).is_ok());
+        let error = find_program(Path::new("ha-no-such-program")).unwrap_err();
+        assert!(error.contains("ha-no-such-program"), "{error}");
+        let plain = std::env::temp_dir().join(format!("ha-not-executable-{}", std::process::id()));
+        std::fs::write(&plain, "").unwrap();
+        let result = find_program(&plain);
+        std::fs::remove_file(&plain).unwrap();
+        assert!(result.is_err(), "a file without x bits is not a program");
     }
 
     #[test]
