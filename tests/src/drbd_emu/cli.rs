@@ -108,7 +108,12 @@ pub fn parse(tool: Tool, args: &[String], resource: &str) -> Result<Parsed, Fail
     }
 }
 
-fn parse_drbdadm(command: &str, rest: &[&str], flags: &[&str], resource: &str) -> Result<Parsed, Failure> {
+fn parse_drbdadm(
+    command: &str,
+    rest: &[&str],
+    flags: &[&str],
+    resource: &str,
+) -> Result<Parsed, Failure> {
     let allowed: &[&str] = match command {
         "create-md" => &["--force"],
         "new-current-uuid" => &["--clear-bitmap"],
@@ -133,7 +138,10 @@ fn parse_drbdadm(command: &str, rest: &[&str], flags: &[&str], resource: &str) -
         },
         "new-current-uuid" if flags.contains(&"--clear-bitmap") => Request::ClearBitmap,
         "new-current-uuid" => {
-            return Err(unsupported(Tool::Drbdadm, "new-current-uuid without --clear-bitmap"));
+            return Err(unsupported(
+                Tool::Drbdadm,
+                "new-current-uuid without --clear-bitmap",
+            ));
         }
         "sh-dev" => {
             check_resource(rest, resource, command != "status")?;
@@ -160,11 +168,19 @@ fn check_resource(rest: &[&str], resource: &str, required: bool) -> Result<(), F
             10,
             format!("'{name}' not defined in your config (for this host).\n"),
         )),
-        [_, extra, ..] => Err(unsupported(Tool::Drbdadm, &format!("more than one resource ({extra})"))),
+        [_, extra, ..] => Err(unsupported(
+            Tool::Drbdadm,
+            &format!("more than one resource ({extra})"),
+        )),
     }
 }
 
-fn parse_drbdsetup(command: &str, rest: &[&str], flags: &[&str], resource: &str) -> Result<Parsed, Failure> {
+fn parse_drbdsetup(
+    command: &str,
+    rest: &[&str],
+    flags: &[&str],
+    resource: &str,
+) -> Result<Parsed, Failure> {
     let matches = match rest {
         [] => true,
         [name] => *name == resource || *name == "all",
@@ -193,7 +209,10 @@ fn parse_drbdsetup(command: &str, rest: &[&str], flags: &[&str], resource: &str)
             matches,
         }
     } else if !matches {
-        return Err(Failure::message(10, format!("{}: No such resource\n", rest.join(" "))));
+        return Err(Failure::message(
+            10,
+            format!("{}: No such resource\n", rest.join(" ")),
+        ));
     } else {
         Request::Status {
             verbose: flags.contains(&"--verbose"),
@@ -261,32 +280,70 @@ mod tests {
     #[test]
     fn drbdadm_commands() {
         assert_eq!(call(Tool::Drbdadm, "primary r0"), Request::Primary);
-        assert_eq!(call(Tool::Drbdadm, "create-md --force r0"), Request::CreateMd);
-        assert_eq!(call(Tool::Drbdadm, "-- --clear-bitmap new-current-uuid r0"), Request::ClearBitmap);
-        assert_eq!(call(Tool::Drbdadm, "status"), Request::Status { verbose: false, statistics: false });
-        assert_eq!(parse(Tool::Drbdadm, &args("sh-dev r0"), "r0"), Ok(Parsed::ShDev));
+        assert_eq!(
+            call(Tool::Drbdadm, "create-md --force r0"),
+            Request::CreateMd
+        );
+        assert_eq!(
+            call(Tool::Drbdadm, "-- --clear-bitmap new-current-uuid r0"),
+            Request::ClearBitmap
+        );
+        assert_eq!(
+            call(Tool::Drbdadm, "status"),
+            Request::Status {
+                verbose: false,
+                statistics: false
+            }
+        );
+        assert_eq!(
+            parse(Tool::Drbdadm, &args("sh-dev r0"), "r0"),
+            Ok(Parsed::ShDev)
+        );
     }
 
     #[test]
     fn refusals_name_what_is_unsupported() {
         let err = parse(Tool::Drbdadm, &args("primary --force r0"), "r0").unwrap_err();
         assert_eq!(err.exit, 20);
-        assert!(err.stderr.contains("`drbdadm primary --force` is not supported"), "{}", err.stderr);
+        assert!(
+            err.stderr
+                .contains("`drbdadm primary --force` is not supported"),
+            "{}",
+            err.stderr
+        );
         let err = parse(Tool::Drbdadm, &args("invalidate r0"), "r0").unwrap_err();
-        assert!(err.stderr.contains("`drbdadm invalidate`"), "{}", err.stderr);
+        assert!(
+            err.stderr.contains("`drbdadm invalidate`"),
+            "{}",
+            err.stderr
+        );
         let err = parse(Tool::Drbdadm, &args("primary r9"), "r0").unwrap_err();
-        assert_eq!((err.exit, err.stderr.as_str()), (10, "'r9' not defined in your config (for this host).\n"));
+        assert_eq!(
+            (err.exit, err.stderr.as_str()),
+            (10, "'r9' not defined in your config (for this host).\n")
+        );
     }
 
     #[test]
     fn drbdsetup_commands() {
         assert_eq!(
-            call(Tool::Drbdsetup, "events2 --now --statistics --timestamps all"),
-            Request::Events2 { now: true, timestamps: true, statistics: true, matches: true }
+            call(
+                Tool::Drbdsetup,
+                "events2 --now --statistics --timestamps all"
+            ),
+            Request::Events2 {
+                now: true,
+                timestamps: true,
+                statistics: true,
+                matches: true
+            }
         );
         assert_eq!(
             call(Tool::Drbdsetup, "status --verbose --statistics"),
-            Request::Status { verbose: true, statistics: true }
+            Request::Status {
+                verbose: true,
+                statistics: true
+            }
         );
         let err = parse(Tool::Drbdsetup, &args("status --json"), "r0").unwrap_err();
         let (out, stderr) = capture(testdata!("15-vmda-status-json.txt"));

@@ -19,7 +19,10 @@ use super::{
 /// Runs the binary with `argv`; returns the exit code.
 pub fn main(argv: &[String]) -> i32 {
     let argv0 = argv.first().map_or("drbd-emu", String::as_str);
-    let name = Path::new(argv0).file_name().and_then(|n| n.to_str()).unwrap_or(argv0);
+    let name = Path::new(argv0)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(argv0);
     let args = argv.get(1..).unwrap_or_default();
     let tool = match name {
         "drbdadm" => Tool::Drbdadm,
@@ -54,7 +57,13 @@ pub fn main(argv: &[String]) -> i32 {
 fn find_node(argv0: &str) -> Option<NodeDir> {
     let env_node = std::env::var(NODE_ENV).ok();
     let path_var = std::env::var("PATH").ok();
-    node_from_argv0(argv0, env_node.as_deref(), path_var.as_deref(), Path::exists).map(NodeDir::new)
+    node_from_argv0(
+        argv0,
+        env_node.as_deref(),
+        path_var.as_deref(),
+        Path::exists,
+    )
+    .map(NodeDir::new)
 }
 
 /// `drbd-emu serve [NODE]`.
@@ -70,7 +79,9 @@ fn emu(argv0: &str, args: &[String]) -> i32 {
         }
     };
     let Some(node) = node else {
-        eprintln!("drbd-emu: cannot tell the node directory from `{argv0}` (pass it: drbd-emu serve NODE)");
+        eprintln!(
+            "drbd-emu: cannot tell the node directory from `{argv0}` (pass it: drbd-emu serve NODE)"
+        );
         return 20;
     };
     match serve::run(node) {
@@ -106,7 +117,11 @@ fn ask(node: &NodeDir, call: &Call) -> i32 {
         match serde_json::from_str::<Reply>(&line) {
             Ok(Reply::Stdout(text)) => {
                 let mut out = std::io::stdout().lock();
-                if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
+                if out
+                    .write_all(text.as_bytes())
+                    .and_then(|()| out.flush())
+                    .is_err()
+                {
                     return 0;
                 }
             }

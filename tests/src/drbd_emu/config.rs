@@ -254,15 +254,25 @@ mod tests {
 
     #[test]
     fn defaults_and_round_trip() {
-        let cfg = EmuConfig::parse("local = \"192.0.2.1:7789\"\npeer = \"192.0.2.2:7789\"\n").unwrap();
-        assert_eq!(cfg, EmuConfig::new("192.0.2.1:7789".parse().unwrap(), "192.0.2.2:7789".parse().unwrap()));
+        let cfg =
+            EmuConfig::parse("local = \"192.0.2.1:7789\"\npeer = \"192.0.2.2:7789\"\n").unwrap();
+        assert_eq!(
+            cfg,
+            EmuConfig::new(
+                "192.0.2.1:7789".parse().unwrap(),
+                "192.0.2.2:7789".parse().unwrap()
+            )
+        );
         assert!(cfg.connects());
         let mut other = cfg.clone();
         other.fencing = Fencing::ResourceOnly;
         other.netns = Some("hat-1-0".into());
         assert_eq!(EmuConfig::parse(&other.to_toml()).unwrap(), other);
         assert!(other.to_toml().contains("fencing = \"resource-only\""));
-        assert!(EmuConfig::parse("local = \"192.0.2.1:1\"\npeer = \"192.0.2.2:1\"\nbogus = 1\n").is_err());
+        assert!(
+            EmuConfig::parse("local = \"192.0.2.1:1\"\npeer = \"192.0.2.2:1\"\nbogus = 1\n")
+                .is_err()
+        );
     }
 
     #[test]
@@ -272,12 +282,18 @@ mod tests {
             node_from_argv0("/tmp/n/bin/drbdadm", None, None, never),
             Some(PathBuf::from("/tmp/n"))
         );
-        assert_eq!(node_from_argv0("drbdadm", Some("/x"), None, never), Some(PathBuf::from("/x")));
+        assert_eq!(
+            node_from_argv0("drbdadm", Some("/x"), None, never),
+            Some(PathBuf::from("/x"))
+        );
         let only_b = |p: &Path| p == Path::new("/b/bin/drbdadm");
         assert_eq!(
             node_from_argv0("drbdadm", None, Some("/a/bin:/b/bin"), only_b),
             Some(PathBuf::from("/b"))
         );
-        assert_eq!(node_from_argv0("drbdadm", None, Some("/a/bin"), never), None);
+        assert_eq!(
+            node_from_argv0("drbdadm", None, Some("/a/bin"), never),
+            None
+        );
     }
 }

@@ -111,14 +111,18 @@ impl Object {
             Self::Resource { .. } => format!("name:{name}"),
             Self::Connection { .. } => format!("name:{name} peer-node-id:0 conn-name:peer"),
             Self::Device { .. } => format!("name:{name} volume:0 minor:{minor}"),
-            Self::PeerDevice { .. } => format!("name:{name} peer-node-id:0 conn-name:peer volume:0"),
+            Self::PeerDevice { .. } => {
+                format!("name:{name} peer-node-id:0 conn-name:peer volume:0")
+            }
         }
     }
 
     /// The state fields, in DRBD's order.
     fn fields(&self) -> Vec<(&'static str, String)> {
         match self {
-            Self::Resource { role } => vec![("role", format!("{role:?}")), ("suspended", "no".into())],
+            Self::Resource { role } => {
+                vec![("role", format!("{role:?}")), ("suspended", "no".into())]
+            }
             Self::Connection { connection, role } => vec![
                 ("connection", format!("{connection:?}")),
                 ("role", format!("{role:?}")),
@@ -322,7 +326,12 @@ mod tests {
             ev.line("r0", 0, true),
             "change peer-device name:r0 peer-node-id:0 conn-name:peer volume:0 replication:Off peer-disk:DUnknown received:339 sent:0 out-of-sync:0 pending:0 unacked:0"
         );
-        let ev = Event::new(Verb::Destroy, Object::Resource { role: Role::Primary });
+        let ev = Event::new(
+            Verb::Destroy,
+            Object::Resource {
+                role: Role::Primary,
+            },
+        );
         assert_eq!(ev.line("r0", 0, true), "destroy resource name:r0");
     }
 }

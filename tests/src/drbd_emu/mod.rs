@@ -56,3 +56,16 @@ pub mod render;
 pub mod serve;
 pub mod state;
 pub mod wire;
+
+/// A real capture file's (stdout, stderr): the text after the `# ----- stdout -----` and
+/// `# ----- stderr -----` markers. Panics on a file without them (test data).
+pub fn capture(text: &str) -> (String, String) {
+    const OUT: &str = "# ----- stdout -----\n";
+    const ERR: &str = "# ----- stderr -----\n";
+    let out_start = text.find(OUT).expect("stdout marker") + OUT.len();
+    let err_marker = text.find(ERR).expect("stderr marker");
+    (
+        text[out_start..err_marker].to_owned(),
+        text[err_marker + ERR.len()..].to_owned(),
+    )
+}

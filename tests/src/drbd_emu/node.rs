@@ -64,7 +64,8 @@ impl EmuNode {
     }
 
     fn spawn_serve(&mut self) {
-        let log = std::fs::File::create(self.dir.root().join("serve.log")).expect("create serve.log");
+        let log =
+            std::fs::File::create(self.dir.root().join("serve.log")).expect("create serve.log");
         let child = Command::new(self.dir.bin().join("drbd-emu"))
             .arg("serve")
             .stdin(Stdio::null())
@@ -75,7 +76,11 @@ impl EmuNode {
         self.serve = Some(child);
         let deadline = Instant::now() + Duration::from_secs(5);
         while !self.dir.socket().exists() {
-            assert!(Instant::now() < deadline, "drbd-emu serve did not start: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "drbd-emu serve did not start: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -227,7 +232,10 @@ impl Mounted {
         std::fs::create_dir_all(&dir).expect("create mount point");
         crate::run(
             "mount",
-            &[device.to_str().expect("utf-8 device"), dir.to_str().expect("utf-8 dir")],
+            &[
+                device.to_str().expect("utf-8 device"),
+                dir.to_str().expect("utf-8 dir"),
+            ],
         );
         Self { dir }
     }

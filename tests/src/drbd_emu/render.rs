@@ -55,7 +55,8 @@ pub struct Target<'a> {
 /// the drbdmeta one follow DRBD's tables but were not captured.
 pub fn refusal(refusal: Refusal, command: &str, tool: Tool, target: Target<'_>) -> Failure {
     let Target { name, minor } = target;
-    let state_failed = |code: i32, text: &str| format!("{minor}: State change failed: ({code}) {text}\n");
+    let state_failed =
+        |code: i32, text: &str| format!("{minor}: State change failed: ({code}) {text}\n");
     let (exit, text, helper) = match refusal {
         Refusal::NotUp if command == "status" => (
             10,
@@ -109,7 +110,10 @@ pub fn refusal(refusal: Refusal, command: &str, tool: Tool, target: Target<'_>) 
     };
     let mut stderr = text;
     if tool == Tool::Drbdadm {
-        let _ = writeln!(stderr, "Command '{helper}' terminated with exit code {exit}");
+        let _ = writeln!(
+            stderr,
+            "Command '{helper}' terminated with exit code {exit}"
+        );
     }
     Failure {
         exit,
@@ -174,7 +178,11 @@ fn status_verbose(up: &Up, target: Target<'_>, statistics: bool) -> String {
     if statistics {
         out.line(4, 4, "write-ordering:flush");
     }
-    out.line(2, 6, &format!("volume:0 minor:{} disk:{:?}", target.minor, up.disk));
+    out.line(
+        2,
+        6,
+        &format!("volume:0 minor:{} disk:{:?}", target.minor, up.disk),
+    );
     if statistics {
         let DeviceStats {
             size_kib,
@@ -271,15 +279,7 @@ pub(crate) mod tests {
     use crate::drbd_emu::events::{DeviceStats, PeerStats};
     use crate::drbd_emu::state::{Disk, Role, Uuids};
 
-    /// A real capture: (stdout, stderr) between the `# ----- ... -----` markers.
-    pub(crate) fn capture(text: &str) -> (String, String) {
-        let out_start = text.find("# ----- stdout -----\n").expect("stdout marker") + 21;
-        let err_marker = text.find("# ----- stderr -----\n").expect("stderr marker");
-        (
-            text[out_start..err_marker].to_owned(),
-            text[err_marker + 21..].to_owned(),
-        )
-    }
+    pub(crate) use crate::drbd_emu::capture;
 
     macro_rules! testdata {
         ($name:literal) => {
@@ -293,7 +293,12 @@ pub(crate) mod tests {
         minor: 0,
     };
 
-    fn up(role: Role, disk: Disk, connection: Option<Connection>, peer: (Role, Replication, Disk)) -> Up {
+    fn up(
+        role: Role,
+        disk: Disk,
+        connection: Option<Connection>,
+        peer: (Role, Replication, Disk),
+    ) -> Up {
         Up {
             role,
             disk,
@@ -339,11 +344,21 @@ pub(crate) mod tests {
             Role::Secondary,
             Disk::Inconsistent,
             Some(Connection::Connected),
-            (Role::Secondary, Replication::Established, Disk::Inconsistent),
+            (
+                Role::Secondary,
+                Replication::Established,
+                Disk::Inconsistent,
+            ),
         );
         let cases = [
-            (inconsistent, testdata!("04-vmda-status-connected-inconsistent.txt")),
-            (steady_primary(), testdata!("11-vmda-drbdadm-status-primary.txt")),
+            (
+                inconsistent,
+                testdata!("04-vmda-status-connected-inconsistent.txt"),
+            ),
+            (
+                steady_primary(),
+                testdata!("11-vmda-drbdadm-status-primary.txt"),
+            ),
             (
                 up(
                     Role::Secondary,
@@ -353,9 +368,17 @@ pub(crate) mod tests {
                 ),
                 testdata!("12-vmdb-drbdadm-status-secondary.txt"),
             ),
-            (lost_peer(Role::Primary), testdata!("29-vmdb-drbdadm-status-after-failover.txt")),
             (
-                up(Role::Primary, Disk::UpToDate, None, (Role::Unknown, Replication::Off, Disk::DUnknown)),
+                lost_peer(Role::Primary),
+                testdata!("29-vmdb-drbdadm-status-after-failover.txt"),
+            ),
+            (
+                up(
+                    Role::Primary,
+                    Disk::UpToDate,
+                    None,
+                    (Role::Unknown, Replication::Off, Disk::DUnknown),
+                ),
                 testdata!("54-vmda-status-split-brain.txt"),
             ),
         ];
@@ -384,7 +407,12 @@ pub(crate) mod tests {
         cut_primary.device_stats.written_kib = 74149;
         cut_primary.peer_stats.received_kib = 339;
         cut_primary.peer_stats.sent_kib = 65496;
-        let mut split = up(Role::Primary, Disk::UpToDate, None, (Role::Unknown, Replication::Off, Disk::DUnknown));
+        let mut split = up(
+            Role::Primary,
+            Disk::UpToDate,
+            None,
+            (Role::Unknown, Replication::Off, Disk::DUnknown),
+        );
         split.device_stats.read_kib = 65637;
         split.device_stats.written_kib = 74164;
         let outdated = up(
@@ -394,9 +422,21 @@ pub(crate) mod tests {
             (Role::Unknown, Replication::Off, Disk::DUnknown),
         );
         let cases = [
-            (steady_primary(), true, testdata!("13-vmda-status-verbose-statistics.txt")),
-            (secondary, true, testdata!("14-vmdb-status-verbose-statistics.txt")),
-            (after_failover, true, testdata!("28-vmdb-status-after-failover.txt")),
+            (
+                steady_primary(),
+                true,
+                testdata!("13-vmda-status-verbose-statistics.txt"),
+            ),
+            (
+                secondary,
+                true,
+                testdata!("14-vmdb-status-verbose-statistics.txt"),
+            ),
+            (
+                after_failover,
+                true,
+                testdata!("28-vmdb-status-after-failover.txt"),
+            ),
             (cut_primary, true, testdata!("45-vmdb-status-link-cut.txt")),
             (split, true, testdata!("53-vmdb-status-split-brain.txt")),
             (outdated, false, testdata!("62-vmda-status-outdated.txt")),
@@ -406,7 +446,13 @@ pub(crate) mod tests {
             let want: String = capture(file)
                 .0
                 .split(' ')
-                .map(|word| if word.starts_with("al-writes:") { "al-writes:0" } else { word })
+                .map(|word| {
+                    if word.starts_with("al-writes:") {
+                        "al-writes:0"
+                    } else {
+                        word
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(" ");
             assert_eq!(status(&state, T, true, statistics), want, "{file}");
@@ -418,12 +464,25 @@ pub(crate) mod tests {
         let steady = steady_primary();
         let (out, _) = capture(testdata!("21-vmda-role-cstate-dstate.txt"));
         assert_eq!(
-            format!("{}rc=0\n{}rc=0\n{}rc=0\n", role(&steady), cstate(&steady), dstate(&steady)),
+            format!(
+                "{}rc=0\n{}rc=0\n{}rc=0\n",
+                role(&steady),
+                cstate(&steady),
+                dstate(&steady)
+            ),
             out
         );
-        let split = up(Role::Primary, Disk::UpToDate, None, (Role::Unknown, Replication::Off, Disk::DUnknown));
+        let split = up(
+            Role::Primary,
+            Disk::UpToDate,
+            None,
+            (Role::Unknown, Replication::Off, Disk::DUnknown),
+        );
         let (out, _) = capture(testdata!("55-vmda-role-cstate-dstate-split-brain.txt"));
-        assert_eq!(format!("{}{}{}", role(&split), cstate(&split), dstate(&split)), out);
+        assert_eq!(
+            format!("{}{}{}", role(&split), cstate(&split), dstate(&split)),
+            out
+        );
         assert_eq!(cstate(&lost_peer(Role::Secondary)), "WFConnection\n");
     }
 
@@ -431,13 +490,48 @@ pub(crate) mod tests {
     fn refusals_match_captures() {
         let adm = Tool::Drbdadm;
         let cases = [
-            (Refusal::NoUpToDateDisk, "primary", testdata!("05-vmda-primary-refused-inconsistent.txt"), 17),
-            (Refusal::TwoPrimaries, "primary", testdata!("22-vmdb-primary-refused-peer-primary.txt"), 11),
-            (Refusal::NotUp, "status", testdata!("33-vmda-status-unconfigured.txt"), 10),
-            (Refusal::NotUp, "primary", testdata!("35-vmda-primary-unconfigured.txt"), 10),
-            (Refusal::NoUpToDateDisk, "primary", testdata!("61-vmda-primary-refused-outdated.txt"), 17),
-            (Refusal::DeviceInUse, "secondary", testdata!("63-vmdb-secondary-refused-mounted.txt"), 11),
-            (Refusal::DeviceInUse, "down", testdata!("64-vmdb-down-refused-mounted.txt"), 11),
+            (
+                Refusal::NoUpToDateDisk,
+                "primary",
+                testdata!("05-vmda-primary-refused-inconsistent.txt"),
+                17,
+            ),
+            (
+                Refusal::TwoPrimaries,
+                "primary",
+                testdata!("22-vmdb-primary-refused-peer-primary.txt"),
+                11,
+            ),
+            (
+                Refusal::NotUp,
+                "status",
+                testdata!("33-vmda-status-unconfigured.txt"),
+                10,
+            ),
+            (
+                Refusal::NotUp,
+                "primary",
+                testdata!("35-vmda-primary-unconfigured.txt"),
+                10,
+            ),
+            (
+                Refusal::NoUpToDateDisk,
+                "primary",
+                testdata!("61-vmda-primary-refused-outdated.txt"),
+                17,
+            ),
+            (
+                Refusal::DeviceInUse,
+                "secondary",
+                testdata!("63-vmdb-secondary-refused-mounted.txt"),
+                11,
+            ),
+            (
+                Refusal::DeviceInUse,
+                "down",
+                testdata!("64-vmdb-down-refused-mounted.txt"),
+                11,
+            ),
         ];
         for (reason, command, file, exit) in cases {
             let failure = refusal(reason, command, adm, T);
@@ -446,6 +540,9 @@ pub(crate) mod tests {
             assert!(file.contains(&format!("# exit code: {exit}\n")), "{file}");
         }
         let direct = refusal(Refusal::TwoPrimaries, "primary", Tool::Drbdsetup, T);
-        assert_eq!(direct.stderr, "0: State change failed: (-1) Multiple primaries not allowed by config\n");
+        assert_eq!(
+            direct.stderr,
+            "0: State change failed: (-1) Multiple primaries not allowed by config\n"
+        );
     }
 }

@@ -316,7 +316,8 @@ impl Kernel {
         up.device_stats.size_kib = self.size_kib;
         self.events
             .push(Event::new(Verb::Create, Object::resource(&up)));
-        self.events.push(Event::new(Verb::Create, Object::device(&up)));
+        self.events
+            .push(Event::new(Verb::Create, Object::device(&up)));
         self.up = Some(up);
         self.set_disk(meta.disk);
         let up = self.up.as_ref().ok_or(Refusal::NotUp)?;
@@ -567,7 +568,8 @@ impl Kernel {
         let Some(up) = self.up.as_mut() else { return };
         if up.disk != disk {
             up.disk = disk;
-            self.events.push(Event::change(Object::device(up), &["disk"]));
+            self.events
+                .push(Event::change(Object::device(up), &["disk"]));
         }
     }
 
@@ -677,7 +679,11 @@ mod tests {
                 Handshake::Target => Handshake::Source,
                 same => same,
             };
-            assert_eq!(handshake((db, ub), (da, ua)), mirrored, "{da:?} {ua:?} {db:?} {ub:?}");
+            assert_eq!(
+                handshake((db, ub), (da, ua)),
+                mirrored,
+                "{da:?} {ua:?} {db:?} {ub:?}"
+            );
         }
     }
 
@@ -712,7 +718,10 @@ mod tests {
         let up = a.up().unwrap();
         assert_eq!(up.connection, Some(Connection::Connected));
         assert_eq!(up.replication, Replication::Established);
-        assert_eq!((up.disk, up.peer_disk), (Disk::Inconsistent, Disk::Inconsistent));
+        assert_eq!(
+            (up.disk, up.peer_disk),
+            (Disk::Inconsistent, Disk::Inconsistent)
+        );
         assert_eq!(a.promote(7), Err(Refusal::NoUpToDateDisk));
     }
 
@@ -727,11 +736,19 @@ mod tests {
         assert_eq!(b.up().unwrap().disk, Disk::UpToDate);
         assert_eq!(b.up().unwrap().uuids.current, 42);
         a.promote(1).unwrap();
-        assert_eq!(a.up().unwrap().uuids.current, 42, "connected promotion keeps the generation");
+        assert_eq!(
+            a.up().unwrap().uuids.current,
+            42,
+            "connected promotion keeps the generation"
+        );
         sync_roles(&mut a, &mut b);
         assert_eq!(b.up().unwrap().peer_role, Role::Primary);
         assert_eq!(b.promote(2), Err(Refusal::TwoPrimaries));
-        assert_eq!(a.promote(3), Ok(Vec::new()), "promote on a primary is a no-op");
+        assert_eq!(
+            a.promote(3),
+            Ok(Vec::new()),
+            "promote on a primary is a no-op"
+        );
     }
 
     #[test]
@@ -749,10 +766,24 @@ mod tests {
         b.link_lost(44);
         let ua = a.up().unwrap();
         assert_eq!(ua.connection, Some(Connection::Connecting));
-        assert_eq!(ua.peer_disk, Disk::Outdated, "resource-only fencing outdates the peer");
-        assert_eq!(ua.uuids, Uuids { current: 43, history: 42 });
+        assert_eq!(
+            ua.peer_disk,
+            Disk::Outdated,
+            "resource-only fencing outdates the peer"
+        );
+        assert_eq!(
+            ua.uuids,
+            Uuids {
+                current: 43,
+                history: 42
+            }
+        );
         assert_eq!(b.up().unwrap().peer_disk, Disk::DUnknown);
-        assert_eq!(b.up().unwrap().uuids.current, 42, "a secondary keeps its generation");
+        assert_eq!(
+            b.up().unwrap().uuids.current,
+            42,
+            "a secondary keeps its generation"
+        );
         let keys: Vec<_> = a.take_events().iter().map(|e| e.changed.clone()).collect();
         assert_eq!(keys[0], vec!["connection", "role"]);
         connect(&mut a, &mut b);
@@ -785,7 +816,11 @@ mod tests {
         b.peer_state_received(sa);
         assert_eq!(a.up().unwrap().connection, None);
         assert!(!a.wants_connection());
-        assert!(a.exists().iter().all(|e| !matches!(e.object, Object::Connection { .. })));
+        assert!(
+            a.exists()
+                .iter()
+                .all(|e| !matches!(e.object, Object::Connection { .. }))
+        );
     }
 
     #[test]

@@ -87,7 +87,9 @@ impl Frame {
             Self::Ping | Self::PingAck => Vec::new(),
             Self::State(state) => json(state),
             Self::ClearBitmap(uuids) | Self::ResyncDone(uuids) => json(uuids),
-            Self::Data { seq, offset, bytes } => [&seq.to_be_bytes()[..], &offset.to_be_bytes(), bytes].concat(),
+            Self::Data { seq, offset, bytes } => {
+                [&seq.to_be_bytes()[..], &offset.to_be_bytes(), bytes].concat()
+            }
             Self::DataAck { seq } => seq.to_be_bytes().to_vec(),
             Self::Resync { offset, bytes } => [&offset.to_be_bytes()[..], bytes].concat(),
         };
@@ -227,8 +229,14 @@ mod tests {
         decoder.push(&[99, 0, 0, 0, 0]);
         assert_eq!(decoder.next_frame(), Some(Err(WireError::Tag(99))));
         decoder.push(&[5, 0, 0, 0, 2, 1, 2]);
-        assert!(matches!(decoder.next_frame(), Some(Err(WireError::Payload { tag: 5, .. }))));
+        assert!(matches!(
+            decoder.next_frame(),
+            Some(Err(WireError::Payload { tag: 5, .. }))
+        ));
         decoder.push(&[5, 0xff, 0xff, 0xff, 0xff]);
-        assert!(matches!(decoder.next_frame(), Some(Err(WireError::TooLong(_)))));
+        assert!(matches!(
+            decoder.next_frame(),
+            Some(Err(WireError::TooLong(_)))
+        ));
     }
 }

@@ -26,7 +26,9 @@ pub(super) fn accept(shared: &Arc<Shared>, listener: &UnixListener) {
 
 fn serve_client(shared: &Arc<Shared>, stream: UnixStream) {
     let mut line = String::new();
-    let Ok(reader) = stream.try_clone() else { return };
+    let Ok(reader) = stream.try_clone() else {
+        return;
+    };
     if BufReader::new(reader).read_line(&mut line).is_err() {
         return;
     }
@@ -60,7 +62,10 @@ fn serve_client(shared: &Arc<Shared>, stream: UnixStream) {
             }
         }
         Err(e) => {
-            out.send(&Reply::Stderr(format!("drbd-emu serve: bad request `{}`: {e}\n", line.trim())));
+            out.send(&Reply::Stderr(format!(
+                "drbd-emu serve: bad request `{}`: {e}\n",
+                line.trim()
+            )));
             out.send(&Reply::Exit(20));
         }
     }
@@ -88,7 +93,9 @@ fn handle(shared: &Arc<Shared>, call: &Call) -> Result<String, Failure> {
     let refused = |r: Refusal| render::refusal(r, command, call.tool, target);
     let actions = match &call.request {
         Request::CreateMd => return create_md(shared).map_err(refused),
-        Request::Up => return up(shared).map_err(|e| e.unwrap_or_else(|| refused(Refusal::AlreadyUp))),
+        Request::Up => {
+            return up(shared).map_err(|e| e.unwrap_or_else(|| refused(Refusal::AlreadyUp)));
+        }
         Request::Down => return down(shared).map_err(refused),
         Request::Primary => shared.with_kernel(|k| k.promote(fresh_uuid())),
         Request::Secondary => {
@@ -127,7 +134,9 @@ fn query(
 }
 
 fn held_open(shared: &Shared) -> bool {
-    lock(&shared.session).as_ref().is_some_and(device::Session::held_open)
+    lock(&shared.session)
+        .as_ref()
+        .is_some_and(device::Session::held_open)
 }
 
 /// `create-md`: a sparse backing image of the configured size and fresh metadata.
@@ -167,7 +176,8 @@ fn up(shared: &Arc<Shared>) -> Result<String, Option<Failure>> {
             ),
         )));
     };
-    let session = device::Session::start(shared).map_err(|e| Some(Failure::message(10, format!("drbd-emu: up: {e}\n"))))?;
+    let session = device::Session::start(shared)
+        .map_err(|e| Some(Failure::message(10, format!("drbd-emu: up: {e}\n"))))?;
     *lock(&shared.session) = Some(session);
     let actions = shared.with_kernel(|k| k.bring_up(meta)).map_err(|_| None)?;
     shared.execute(actions);
@@ -184,7 +194,9 @@ fn down(shared: &Arc<Shared>) -> Result<String, Refusal> {
 
 /// Takes the resource down whatever holds the device (SIGTERM = the module goes away).
 pub(super) fn force_down(shared: &Arc<Shared>) {
-    let actions = shared.with_kernel(|k| k.take_down(false)).unwrap_or_default();
+    let actions = shared
+        .with_kernel(|k| k.take_down(false))
+        .unwrap_or_default();
     finish_down(shared, actions);
 }
 
@@ -199,7 +211,14 @@ fn finish_down(shared: &Arc<Shared>, actions: Vec<Action>) {
 }
 
 /// `events2`: the exists dump, then (unless `now`) every event until the client leaves.
-fn events2(shared: &Arc<Shared>, out: &mut Replies, now: bool, timestamps: bool, statistics: bool, matches: bool) {
+fn events2(
+    shared: &Arc<Shared>,
+    out: &mut Replies,
+    now: bool,
+    timestamps: bool,
+    statistics: bool,
+    matches: bool,
+) {
     let config = &shared.config;
     let (tx, rx) = mpsc::channel();
     let exists = {

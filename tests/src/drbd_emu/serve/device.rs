@@ -19,9 +19,9 @@ use std::{
 };
 
 use fuser::{
-    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
-    MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyWrite, Request, WriteFlags,
+    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyWrite, Request, WriteFlags,
 };
 
 use super::{EmuError, Shared, ack_deadline, link, lock, send_locked};
@@ -45,7 +45,9 @@ impl Session {
             .write(true)
             .open(&backing)
             .map_err(EmuError::io("opening", &backing))?;
-        let reader = image.try_clone().map_err(EmuError::io("duplicating", &backing))?;
+        let reader = image
+            .try_clone()
+            .map_err(EmuError::io("duplicating", &backing))?;
         lock(&shared.io).image = Some(image);
         let fuse_dir = node.fuse_dir();
         std::fs::create_dir_all(&fuse_dir).map_err(EmuError::io("creating", &fuse_dir))?;
@@ -56,9 +58,13 @@ impl Session {
             image: reader,
             size: shared.config.size_mib << 20,
         };
-        let fuse = fuser::spawn_mount(fs, &fuse_dir, &config).map_err(EmuError::io("mounting FUSE on", &fuse_dir))?;
+        let fuse = fuser::spawn_mount(fs, &fuse_dir, &config)
+            .map_err(EmuError::io("mounting FUSE on", &fuse_dir))?;
         let file = node.fuse_file();
-        let attached = program("losetup", &[OsStr::new("--find"), OsStr::new("--show"), file.as_os_str()]);
+        let attached = program(
+            "losetup",
+            &[OsStr::new("--find"), OsStr::new("--show"), file.as_os_str()],
+        );
         let loop_device = match attached {
             Ok(out) => PathBuf::from(out.trim()),
             Err(e) => {
@@ -74,7 +80,8 @@ impl Session {
         session.set_writable(false);
         let link_path = node.device();
         let _ = std::fs::remove_file(&link_path);
-        std::os::unix::fs::symlink(&session.loop_device, &link_path).map_err(EmuError::io("linking", &link_path))?;
+        std::os::unix::fs::symlink(&session.loop_device, &link_path)
+            .map_err(EmuError::io("linking", &link_path))?;
         Ok(session)
     }
 
@@ -82,7 +89,10 @@ impl Session {
     /// refuses a secondary's writes anyway.
     pub(super) fn set_writable(&self, writable: bool) {
         let flag = if writable { "--setrw" } else { "--setro" };
-        if let Err(e) = program("blockdev", &[OsStr::new(flag), self.loop_device.as_os_str()]) {
+        if let Err(e) = program(
+            "blockdev",
+            &[OsStr::new(flag), self.loop_device.as_os_str()],
+        ) {
             eprintln!("drbd-emu serve: {e}");
         }
     }
@@ -104,7 +114,14 @@ impl Session {
         let _ = std::fs::remove_file(shared.node.device());
         let detached = program("losetup", &[OsStr::new("-d"), self.loop_device.as_os_str()]);
         if self.fuse.umount_and_join().is_err() {
-            program("fusermount3", &[OsStr::new("-u"), OsStr::new("-z"), shared.node.fuse_dir().as_os_str()])?;
+            program(
+                "fusermount3",
+                &[
+                    OsStr::new("-u"),
+                    OsStr::new("-z"),
+                    shared.node.fuse_dir().as_os_str(),
+                ],
+            )?;
         }
         lock(&shared.io).image = None;
         detached.map(drop)
@@ -121,11 +138,14 @@ pub(super) fn program(name: &str, args: &[&OsStr]) -> Result<String, EmuError> {
         }
         line
     };
-    let out = Command::new(name).args(args).output().map_err(|source| EmuError::Io {
-        what: "running",
-        path: command(),
-        source,
-    })?;
+    let out = Command::new(name)
+        .args(args)
+        .output()
+        .map_err(|source| EmuError::Io {
+            what: "running",
+            path: command(),
+            source,
+        })?;
     if !out.status.success() {
         return Err(EmuError::Program {
             command: command(),
@@ -179,7 +199,9 @@ impl ImageFs {
         let shared = &self.shared;
         let kib = (data.len() as u64).div_ceil(1024);
         let mut io = lock(&shared.io);
-        let primary = lock(&shared.kernel).up().is_some_and(|up| up.role == Role::Primary);
+        let primary = lock(&shared.kernel)
+            .up()
+            .is_some_and(|up| up.role == Role::Primary);
         if !primary {
             return Err(Errno::EROFS);
         }
@@ -242,7 +264,9 @@ fn wait_ack(shared: &Shared, seq: u64, epoch: u64) -> bool {
 impl Filesystem for ImageFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.attr(DISK) {
-            Some(attr) if parent == ROOT && name == FUSE_FILE => reply.entry(&TTL, &attr, Generation(0)),
+            Some(attr) if parent == ROOT && name == FUSE_FILE => {
+                reply.entry(&TTL, &attr, Generation(0))
+            }
             _ => reply.error(Errno::ENOENT),
         }
     }
@@ -312,23 +336,52 @@ impl Filesystem for ImageFs {
         }
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         reply.ok();
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         match self.image.sync_data() {
             Ok(()) => reply.ok(),
             Err(_) => reply.error(Errno::EIO),
         }
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         if ino != ROOT {
             return reply.error(Errno::ENOTDIR);
         }
-        let entries = [(ROOT, FileType::Directory, "."), (ROOT, FileType::Directory, ".."), (DISK, FileType::RegularFile, FUSE_FILE)];
-        for (index, (ino, kind, name)) in entries.into_iter().enumerate().skip(usize::try_from(offset).unwrap_or(usize::MAX)) {
+        let entries = [
+            (ROOT, FileType::Directory, "."),
+            (ROOT, FileType::Directory, ".."),
+            (DISK, FileType::RegularFile, FUSE_FILE),
+        ];
+        for (index, (ino, kind, name)) in entries
+            .into_iter()
+            .enumerate()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        {
             if reply.add(ino, index as u64 + 1, kind, name) {
                 break;
             }

@@ -62,7 +62,9 @@ fn run(shared: &Arc<Shared>, stop: &AtomicBool) {
             if listener.is_none() {
                 listener = TcpListener::bind(config.local)
                     .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                    .inspect_err(|e| eprintln!("drbd-emu serve: listening on {}: {e}", config.local))
+                    .inspect_err(|e| {
+                        eprintln!("drbd-emu serve: listening on {}: {e}", config.local)
+                    })
                     .ok();
             }
             listener.as_ref().and_then(|l| accept(shared, l, stop))
@@ -108,7 +110,9 @@ fn connected(shared: &Arc<Shared>, stream: TcpStream, stop: &AtomicBool) {
     let setup = stream
         .set_nodelay(true)
         .and_then(|()| stream.set_read_timeout(Some(POLL)))
-        .and_then(|()| stream.set_write_timeout(Some(config.ping_interval() + config.ping_timeout())))
+        .and_then(|()| {
+            stream.set_write_timeout(Some(config.ping_interval() + config.ping_timeout()))
+        })
         .and_then(|()| stream.try_clone());
     let Ok(writer) = setup else { return };
     lock(&shared.io).link = Some(writer);
@@ -185,7 +189,10 @@ fn handle(shared: &Arc<Shared>, frame: Frame) {
         }
         Frame::Data { seq, offset, bytes } => {
             let mut io = lock(&shared.io);
-            let written = io.image.as_ref().is_some_and(|image| image.write_all_at(&bytes, offset).is_ok());
+            let written = io
+                .image
+                .as_ref()
+                .is_some_and(|image| image.write_all_at(&bytes, offset).is_ok());
             if written {
                 send_locked(&mut io, &Frame::DataAck { seq });
             }
@@ -233,7 +240,9 @@ pub(super) fn resync(shared: &Arc<Shared>) {
         if io.link.is_none() {
             return;
         }
-        let Some(image) = io.image.as_ref() else { return };
+        let Some(image) = io.image.as_ref() else {
+            return;
+        };
         if image.read_exact_at(&mut chunk, offset).is_err() {
             eprintln!("drbd-emu serve: resync read at {offset} failed");
             return;
@@ -253,7 +262,9 @@ pub(super) fn resync(shared: &Arc<Shared>) {
         });
         offset += CHUNK as u64;
     }
-    let Some(uuids) = lock(&shared.kernel).peer_state().map(|s| s.uuids) else { return };
+    let Some(uuids) = lock(&shared.kernel).peer_state().map(|s| s.uuids) else {
+        return;
+    };
     shared.send(&Frame::ResyncDone(uuids));
     let actions = shared.with_kernel(|k| k.resync_sent());
     shared.execute(actions);

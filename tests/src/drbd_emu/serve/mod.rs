@@ -233,9 +233,11 @@ pub fn run(node: NodeDir) -> Result<(), EmuError> {
     if let Some(netns) = &config.netns {
         let path = Path::new("/run/netns").join(netns);
         let file = File::open(&path).map_err(EmuError::io("opening", &path))?;
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|source| EmuError::Netns {
-            netns: netns.clone(),
-            source,
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|source| {
+            EmuError::Netns {
+                netns: netns.clone(),
+                source,
+            }
         })?;
     }
     let mut signals = SigSet::empty();
@@ -250,7 +252,8 @@ pub fn run(node: NodeDir) -> Result<(), EmuError> {
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket).map_err(EmuError::io("binding", &socket))?;
     let pid_file = node.pid_file();
-    std::fs::write(&pid_file, std::process::id().to_string()).map_err(EmuError::io("writing", &pid_file))?;
+    std::fs::write(&pid_file, std::process::id().to_string())
+        .map_err(EmuError::io("writing", &pid_file))?;
     let shared = Arc::new(Shared {
         kernel: Mutex::new(Kernel::new(config.size_kib(), config.fencing)),
         node,
@@ -273,7 +276,10 @@ pub fn run(node: NodeDir) -> Result<(), EmuError> {
         path: shared.node.root().display().to_string(),
         source: e.into(),
     })?;
-    eprintln!("drbd-emu serve: {signal:?}: taking {} down", shared.config.resource);
+    eprintln!(
+        "drbd-emu serve: {signal:?}: taking {} down",
+        shared.config.resource
+    );
     let _serialised = lock(&shared.commands);
     control::force_down(&shared);
     let _ = std::fs::remove_file(&socket);
