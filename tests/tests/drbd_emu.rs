@@ -275,7 +275,31 @@ fn drbd_emu_replicates_refuses_and_fails_over() {
         );
     }
 
-    drop((mount_a, mount_b));
+    drop(mount_b);
+    b.adm_ok(&["secondary", "r0"]);
+    let loop_b = b.loop_device();
+    b.adm_ok(&["down", "r0"]);
+    b.adm_ok(&["down", "r0"]);
+    assert!(!b.device().exists(), "down leaves no device link");
+    assert!(!is_mounted(&dir_b.join("fuse")), "down unmounts FUSE");
+    let backing = std::fs::read_to_string(format!(
+        "/sys/block/{}/loop/backing_file",
+        loop_b
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("loop name")
+    ))
+    .unwrap_or_default();
+    assert!(
+        !backing.contains(path_str(&dir_b)),
+        "down detaches the loop device"
+    );
+    assert_refused(
+        &b.drbdadm(&["status", "r0"]),
+        10,
+        testdata!("33-vmda-status-unconfigured.txt"),
+    );
+    drop(mount_a);
     drop((a, b));
     let losetup = run("losetup", &["-a"]);
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");

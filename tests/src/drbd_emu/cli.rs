@@ -3,9 +3,9 @@
 //! Supported: `drbdadm create-md|up|down|primary|secondary|role|cstate|dstate|status|
 //! outdate|sh-dev RES|all`, `drbdadm -- --clear-bitmap new-current-uuid RES`,
 //! `drbdsetup events2 [--now] [--timestamps] [--statistics] [RES|all]`,
-//! `drbdsetup status [RES|all] [--verbose] [--statistics]`. Anything else fails with
-//! exit code 20 and a message naming what is not supported; `drbdsetup status --json`
-//! fails the way 8.4 does (capture 15).
+//! `drbdsetup status [RES|all] [--verbose] [--statistics]`, `drbdadm|drbdsetup
+//! --version`. Anything else fails with exit code 20 and a message naming what is not
+//! supported; `drbdsetup status --json` fails the way 8.4 does (capture 15).
 
 use serde::{Deserialize, Serialize};
 
@@ -90,10 +90,20 @@ pub enum Parsed {
     Call(Call),
     /// Answered without the module: print the device path (`drbdadm sh-dev`).
     ShDev,
+    /// Answered without the module: `--version` ([`VERSION`]).
+    Version,
 }
+
+/// `drbdadm --version` / `drbdsetup --version` of drbd-utils 9.22 with the 8.4.11 module
+/// (the keys the drbd agent reads to pick the 8.4 state source).
+pub const VERSION: &str = "DRBDADM_API_VERSION=1\nDRBD_KERNEL_VERSION_CODE=0x08040b\n\
+DRBD_KERNEL_VERSION=8.4.11\nDRBDADM_VERSION_CODE=0x091600\nDRBDADM_VERSION=9.22.0\n";
 
 /// Parses `args` (without argv\[0\]) for `tool`, on a node whose resource is `resource`.
 pub fn parse(tool: Tool, args: &[String], resource: &str) -> Result<Parsed, Failure> {
+    if args.first().is_some_and(|a| a == "--version") {
+        return Ok(Parsed::Version);
+    }
     let (flags, words): (Vec<&str>, Vec<&str>) = args
         .iter()
         .map(String::as_str)

@@ -45,6 +45,10 @@ pub fn main(argv: &[String]) -> i32 {
             println!("{}", node.device().display());
             0
         }
+        Ok(Parsed::Version) => {
+            print!("{}", cli::VERSION);
+            0
+        }
         Ok(Parsed::Call(call)) => ask(&node, &call),
         Err(failure) => {
             print!("{}", failure.stdout);

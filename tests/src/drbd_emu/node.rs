@@ -2,6 +2,25 @@
 //! Dropping it stops serve (SIGTERM, then SIGKILL) and removes whatever a crashed serve
 //! left: the loop device, the FUSE mount, the directory. [`Mounted`] unmounts a
 //! filesystem on drop.
+//!
+//! Setting up a pair for another test:
+//! ```ignore
+//! let nodes = TwoNodes::new();
+//! let mut ca = EmuConfig::new((TwoNodes::A_V4, 7789).into(), (TwoNodes::B_V4, 7789).into());
+//! ca.netns = Some(nodes.a.name().to_owned());
+//! let mut cb = EmuConfig::new((TwoNodes::B_V4, 7789).into(), (TwoNodes::A_V4, 7789).into());
+//! cb.netns = Some(nodes.b.name().to_owned());
+//! let (a, b) = (EmuNode::start("a", ca), EmuNode::start("b", cb));
+//! for n in [&a, &b] {
+//!     n.adm_ok(&["create-md", "--force", "r0"]);
+//!     n.adm_ok(&["up", "r0"]);
+//! }
+//! a.wait_for("cstate", "Connected", Duration::from_secs(5));
+//! a.adm_ok(&["--", "--clear-bitmap", "new-current-uuid", "r0"]);
+//! b.wait_for("dstate", "UpToDate/UpToDate", Duration::from_secs(5));
+//! // the drbd agent: drbdadm = a.drbdadm_path(), drbdsetup = a.drbdsetup_path(),
+//! // resource "r0"; the mount agent: device = a.device().
+//! ```
 
 use std::{
     path::{Path, PathBuf},

@@ -203,10 +203,10 @@ pub(super) fn force_down(shared: &Arc<Shared>) {
 fn finish_down(shared: &Arc<Shared>, actions: Vec<Action>) {
     shared.execute(actions);
     let session = lock(&shared.session).take();
-    if let Some(session) = session {
-        if let Err(e) = session.stop(shared) {
-            eprintln!("drbd-emu serve: down: {e}");
-        }
+    if let Some(session) = session
+        && let Err(e) = session.stop(shared)
+    {
+        eprintln!("drbd-emu serve: down: {e}");
     }
 }
 

@@ -205,10 +205,10 @@ fn handle(shared: &Arc<Shared>, frame: Frame) {
             shared.ack_signal.notify_all();
         }
         Frame::Resync { offset, bytes } => {
-            if let Some(image) = lock(&shared.io).image.as_ref() {
-                if let Err(e) = image.write_all_at(&bytes, offset) {
-                    eprintln!("drbd-emu serve: resync write at {offset}: {e}");
-                }
+            if let Some(image) = lock(&shared.io).image.as_ref()
+                && let Err(e) = image.write_all_at(&bytes, offset)
+            {
+                eprintln!("drbd-emu serve: resync write at {offset}: {e}");
             }
             account_received(shared, bytes.len());
         }

@@ -184,10 +184,10 @@ impl Shared {
                     }
                 }
                 Action::PersistMeta => {
-                    if let Some(meta) = self.with_kernel(|k| k.meta()) {
-                        if let Err(e) = write_meta(&self.node, meta) {
-                            eprintln!("drbd-emu serve: {e}");
-                        }
+                    if let Some(meta) = self.with_kernel(|k| k.meta())
+                        && let Err(e) = write_meta(&self.node, meta)
+                    {
+                        eprintln!("drbd-emu serve: {e}");
                     }
                 }
             }
