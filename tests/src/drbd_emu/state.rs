@@ -318,13 +318,11 @@ impl Kernel {
             .push(Event::new(Verb::Create, Object::resource(&up)));
         self.events
             .push(Event::new(Verb::Create, Object::device(&up)));
+        let (connection, peer_device) = (Object::connection(&up), Object::peer_device(&up));
         self.up = Some(up);
         self.set_disk(meta.disk);
-        let up = self.up.as_ref().ok_or(Refusal::NotUp)?;
-        self.events
-            .push(Event::new(Verb::Create, Object::connection(up)));
-        self.events
-            .push(Event::new(Verb::Create, Object::peer_device(up)));
+        self.events.push(Event::new(Verb::Create, connection));
+        self.events.push(Event::new(Verb::Create, peer_device));
         self.set_connection(Connection::Unconnected, Role::Unknown);
         self.set_connection(Connection::Connecting, Role::Unknown);
         Ok(vec![Action::DeviceWritable(false)])
@@ -332,16 +330,17 @@ impl Kernel {
 
     /// `drbdadm down`: demote, disconnect, detach. `held_open`: the device is in use.
     pub fn take_down(&mut self, held_open: bool) -> Result<Vec<Action>, Refusal> {
-        let Some(up) = &self.up else {
+        if self.up.is_none() {
             return Ok(Vec::new());
-        };
+        }
         if held_open {
             return Err(Refusal::DeviceInUse);
         }
-        let had_connection = up.connection.is_some();
         self.set_role(Role::Secondary);
-        let up = self.up.take().ok_or(Refusal::NotUp)?;
-        if had_connection {
+        let Some(up) = self.up.take() else {
+            return Ok(Vec::new());
+        };
+        if up.connection.is_some() {
             self.events
                 .push(Event::new(Verb::Destroy, Object::peer_device(&up)));
             self.events
@@ -644,6 +643,53 @@ mod tests {
         let (sa, sb) = (a.peer_state().unwrap(), b.peer_state().unwrap());
         a.peer_state_received(sb);
         b.peer_state_received(sa);
+    }
+
+    #[test]
+    fn up_and_down_emit_the_lines_of_capture_65() {
+        let mut k = Kernel::new(SIZE, Fencing::DontCare);
+        k.bring_up(Meta {
+            disk: Disk::UpToDate,
+            uuids: Uuids::default(),
+        })
+        .unwrap();
+        let lines: Vec<String> = k
+            .take_events()
+            .iter()
+            .map(|e| e.line("r0", 0, false))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "create resource name:r0 role:Secondary suspended:no",
+                "create device name:r0 volume:0 minor:0 disk:Diskless",
+                "change device name:r0 volume:0 minor:0 disk:UpToDate",
+                "create connection name:r0 peer-node-id:0 conn-name:peer connection:StandAlone role:Unknown",
+                "create peer-device name:r0 peer-node-id:0 conn-name:peer volume:0 replication:Off peer-disk:DUnknown resync-suspended:no",
+                "change connection name:r0 peer-node-id:0 conn-name:peer connection:Unconnected",
+                "change connection name:r0 peer-node-id:0 conn-name:peer connection:Connecting",
+            ]
+        );
+        let capture = include_str!("../../testdata/drbd-8.4.11/65-vmda-events2-stream.txt");
+        for line in &lines[..2] {
+            let with_stats = capture.lines().any(|l| l.contains(line.as_str()));
+            assert!(with_stats, "`{line}` is not in capture 65");
+        }
+        k.take_down(false).unwrap();
+        let lines: Vec<String> = k
+            .take_events()
+            .iter()
+            .map(|e| e.line("r0", 0, false))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "destroy peer-device name:r0 peer-node-id:0 conn-name:peer volume:0",
+                "destroy connection name:r0 peer-node-id:0 conn-name:peer",
+                "destroy device name:r0 volume:0 minor:0",
+                "destroy resource name:r0",
+            ]
+        );
     }
 
     #[test]
