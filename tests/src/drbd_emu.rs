@@ -1,1 +1,0 @@
-//! The DRBD emulator (`drbd-emu`): a drop-in drbdadm/drbdsetup pair for tests and the lab.
