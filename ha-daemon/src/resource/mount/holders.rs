@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{major, minor, stat};
 
-/// How a process holds the filesystem.
+/// How a process holds the filesystem. File paths are as the process sees them (relative
+/// to its root directory: a container's files show their path inside the container).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Hold {
     /// Its working directory is on it.
