@@ -14,6 +14,7 @@ use ha_daemon::resource::mount::{MountAgent, MountError, MountSettings};
 use ha_daemon::resource::{Agent, AgentError, Health};
 use ha_tests::Need;
 use ha_tests::loopdev::{LoopDevice, MountGuard};
+use ha_tests::lxc::{Container, TestUser};
 
 const IMAGE_MIB: u64 = 64;
 
@@ -359,66 +360,6 @@ async fn read_only_and_foreign_mounts_are_failures_not_ours() {
     );
 }
 
-/// An LXC container created by the test; on drop it is killed and destroyed.
-struct Container {
-    name: String,
-    lxcpath: PathBuf,
-}
-
-impl Container {
-    /// `lxc-create -t busybox` in `lxcpath`, with no network (no bridge needed).
-    fn busybox(name: &str, lxcpath: &Path, scratch: &Path) -> Self {
-        std::fs::create_dir_all(lxcpath).expect("create lxcpath");
-        let base = scratch.join("lxc-base.conf");
-        std::fs::write(&base, "lxc.net.0.type = empty\n").expect("write base config");
-        let container = Self {
-            name: name.to_owned(),
-            lxcpath: lxcpath.to_owned(),
-        };
-        let lxcpath = lxcpath.to_str().expect("UTF-8");
-        let base = base.to_str().expect("UTF-8");
-        let started = Instant::now();
-        ha_tests::run(
-            "lxc-create",
-            &["-t", "busybox", "-n", name, "-P", lxcpath, "-f", base],
-        );
-        println!("measured: lxc-create took {:?}", started.elapsed());
-        container
-    }
-
-    fn init_pid(&self) -> i32 {
-        let out = ha_tests::run(
-            "lxc-info",
-            &[
-                "-n",
-                &self.name,
-                "-P",
-                self.lxcpath.to_str().expect("UTF-8"),
-                "-p",
-                "-H",
-            ],
-        );
-        out.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("lxc-info -p printed {out:?}"))
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        for args in [&["lxc-stop", "-k"][..], &["lxc-destroy"][..]] {
-            let _ = Command::new(args[0])
-                .args(&args[1..])
-                .arg("-n")
-                .arg(&self.name)
-                .arg("-P")
-                .arg(&self.lxcpath)
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_busybox_container_on_the_mounted_filesystem_starts_and_stops() {
     if !needs(
@@ -439,7 +380,10 @@ async fn a_busybox_container_on_the_mounted_filesystem_starts_and_stops() {
     mount.start().await.expect("mount the filesystem");
     let lxcpath = fixture.mountpoint().join("lxc");
     let name = format!("hat{}", std::process::id());
-    let container = Container::busybox(&name, &lxcpath, fixture.device.dir());
+    let container = timed("lxc-create", async {
+        Container::busybox(&name, &lxcpath, None)
+    })
+    .await;
 
     let mut settings = LxcSettings::new(&name, &lxcpath);
     settings.start_timeout = Duration::from_secs(20);
@@ -453,11 +397,11 @@ async fn a_busybox_container_on_the_mounted_filesystem_starts_and_stops() {
         .await
         .expect("start");
     assert_eq!(agent.monitor().await.unwrap(), Health::Running);
-    let init = container.init_pid();
+    let init = container.init_pid().expect("running container has an init");
     agent.start().await.expect("start again is a no-op");
     assert_eq!(
         container.init_pid(),
-        init,
+        Some(init),
         "the running container was left alone"
     );
 
@@ -490,4 +434,70 @@ async fn a_busybox_container_on_the_mounted_filesystem_starts_and_stops() {
         .await
         .expect("unmount");
     assert!(!mounted_at(fixture.mountpoint()));
+}
+
+#[tokio::test]
+async fn an_unprivileged_container_runs_as_its_user_from_the_users_home() {
+    if !needs(
+        "an_unprivileged_container_runs_as_its_user_from_the_users_home",
+        &[
+            Need::Program("lxc-create"),
+            Need::Program("lxc-start"),
+            Need::Program("lxc-stop"),
+            Need::Program("lxc-info"),
+            Need::Program("lxc-destroy"),
+            Need::Program("busybox"),
+            Need::Program("useradd"),
+            Need::Program("userdel"),
+            Need::Program("runuser"),
+            Need::Program("newuidmap"),
+        ],
+    ) {
+        return;
+    }
+    let fixture = Fixture::new("lxc-unpriv");
+    let mount = MountAgent::new(fixture.settings());
+    mount.start().await.expect("mount the filesystem");
+    let user = TestUser::new(&fixture.mountpoint().join("home"));
+    let lxcpath = user.home().join("lxc");
+    let name = format!("hatu{}", std::process::id());
+    let container = timed("lxc-create (unprivileged)", async {
+        Container::busybox(&name, &lxcpath, Some(&user))
+    })
+    .await;
+
+    let mut settings = LxcSettings::new(&name, &lxcpath);
+    settings.user = Some(user.name().to_owned());
+    settings.start_timeout = Duration::from_secs(20);
+    settings.stop_timeout = Duration::from_secs(10);
+    let agent = LxcAgent::new(settings);
+    agent.validate().await.expect("validate");
+    assert_eq!(agent.monitor().await.unwrap(), Health::Stopped);
+
+    timed("unprivileged lxc start (until RUNNING)", agent.start())
+        .await
+        .expect("start");
+    assert_eq!(agent.monitor().await.unwrap(), Health::Running);
+    let init = container.init_pid().expect("running container has an init");
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).expect("init status");
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .expect("Uid line");
+    assert!(
+        !uid_line.split_whitespace().skip(1).any(|uid| uid == "0"),
+        "the container's root is not the host's root: {uid_line}"
+    );
+    agent.start().await.expect("start again is a no-op");
+    assert_eq!(container.init_pid(), Some(init));
+
+    timed("unprivileged lxc stop", agent.stop())
+        .await
+        .expect("stop");
+    assert_eq!(agent.monitor().await.unwrap(), Health::Stopped);
+    agent.stop().await.expect("stop again is a no-op");
+
+    drop(container);
+    drop(user);
+    mount.stop().await.expect("unmount");
 }
