@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ha_daemon::resource::lxc::{LxcAgent, LxcSettings};
 use ha_daemon::resource::mount::holders::Hold;
-use ha_daemon::resource::mount::{MountAgent, MountError, MountSettings};
+use ha_daemon::resource::mount::{Cause, MountAgent, MountError, MountSettings};
 use ha_daemon::resource::{Agent, AgentError, Health};
 use ha_tests::Need;
 use ha_tests::loopdev::{LoopDevice, MountGuard};
@@ -98,10 +98,12 @@ async fn timed<F: Future>(what: &str, future: F) -> F::Output {
     output
 }
 
-fn mount_error(error: &AgentError) -> &MountError {
+/// The cause inside an agent error that must be a [`MountError`].
+fn mount_cause(error: &AgentError) -> &Cause {
     match error {
         AgentError::Failed(inner) => inner
             .downcast_ref::<MountError>()
+            .map(|mount| &mount.cause)
             .unwrap_or_else(|| panic!("not a MountError: {error}")),
         AgentError::Invalid(_) => panic!("not a failure: {error}"),
     }
@@ -188,7 +190,7 @@ async fn a_busy_mount_fails_to_stop_naming_its_holders() {
         )),
         "{text}"
     );
-    let MountError::Busy { holders, .. } = mount_error(&error) else {
+    let Cause::Busy { holders, .. } = mount_cause(&error) else {
         panic!("not a Busy error: {text}");
     };
     let cwd_holder = holders
@@ -220,7 +222,7 @@ async fn a_non_empty_mountpoint_is_refused_unless_allowed() {
         .expect_err("a non-empty mountpoint must be refused");
     let text = error.to_string();
     assert!(
-        matches!(mount_error(&error), MountError::NotEmpty { .. }),
+        matches!(mount_cause(&error), Cause::NotEmpty { .. }),
         "{text}"
     );
     assert!(
@@ -321,10 +323,7 @@ async fn read_only_and_foreign_mounts_are_failures_not_ours() {
         .start()
         .await
         .expect_err("read-only when rw was asked");
-    assert!(
-        matches!(mount_error(&error), MountError::ReadOnly { .. }),
-        "{error}"
-    );
+    assert!(matches!(mount_cause(&error), Cause::ReadOnly), "{error}");
     agent
         .stop()
         .await
@@ -415,7 +414,7 @@ async fn a_busybox_container_on_the_mounted_filesystem_starts_and_stops() {
         text.contains(&format!("pid {init} (init): cwd, root, exe")),
         "{text}"
     );
-    let MountError::Busy { holders, .. } = mount_error(&error) else {
+    let Cause::Busy { holders, .. } = mount_cause(&error) else {
         panic!("not a Busy error: {text}");
     };
     let init_holds = &holders

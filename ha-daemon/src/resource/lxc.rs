@@ -28,6 +28,7 @@
 //! addresses with their MACs ([`config`]), for announcing them with gratuitous ARP.
 
 pub mod config;
+pub mod error;
 pub mod state;
 
 use std::ffi::OsString;
@@ -38,8 +39,9 @@ use futures_util::future::BoxFuture;
 use tokio::time::timeout;
 
 pub use self::config::{ContainerAddress, container_addresses};
+pub use self::error::{Cause, LxcError};
 use self::state::{LxcState, StartStep, parse_info_state, start_step};
-use super::command::{Invocation, Outcome, RunAs, SpawnError};
+use super::command::{Invocation, Outcome, RunAs};
 use super::{Agent, AgentError, Health};
 
 /// Settings of one `lxc` resource.
@@ -91,91 +93,6 @@ const STOP_MARGIN: Duration = Duration::from_secs(5);
 /// How long the container may take to be STOPPED after the last `lxc-stop`.
 pub const KILL_WAIT: Duration = Duration::from_secs(10);
 
-/// Why an `lxc` operation failed. Each message names the container and its lxcpath.
-#[derive(Debug, thiserror::Error)]
-pub enum LxcError {
-    /// The configured user does not exist.
-    #[error("container {container}: user: {reason}")]
-    User {
-        /// `NAME in LXCPATH`.
-        container: String,
-        /// Why.
-        reason: String,
-    },
-    /// A command could not run.
-    #[error("container {container}: {source}")]
-    Spawn {
-        /// `NAME in LXCPATH`.
-        container: String,
-        /// Why.
-        #[source]
-        source: SpawnError,
-    },
-    /// `lxc-info` failed or printed no state (missing container, lxcpath not mounted).
-    #[error("container {container}: `{command}` {result}")]
-    Info {
-        /// `NAME in LXCPATH`.
-        container: String,
-        /// The command line.
-        command: String,
-        /// Its exit and output.
-        result: String,
-    },
-    /// The container is in a state `start` does not touch.
-    #[error("container {container}: not starting it while it is {state}")]
-    Refused {
-        /// `NAME in LXCPATH`.
-        container: String,
-        /// Its state.
-        state: LxcState,
-    },
-    /// `lxc-start` failed.
-    #[error("container {container}: `{command}` {result}; {hint}")]
-    StartFailed {
-        /// `NAME in LXCPATH`.
-        container: String,
-        /// The command line.
-        command: String,
-        /// Its exit and output.
-        result: String,
-        /// Where to look next.
-        hint: String,
-    },
-    /// The container did not reach RUNNING in time.
-    #[error("container {container}: not RUNNING within {timeout:?} (last: {last}); {hint}")]
-    StartTimeout {
-        /// `NAME in LXCPATH`.
-        container: String,
-        /// The start timeout.
-        timeout: Duration,
-        /// The last state seen, or why none was.
-        last: String,
-        /// Where to look next.
-        hint: String,
-    },
-    /// The container was not STOPPED after `lxc-stop` and `lxc-stop -k`.
-    #[error("container {container}: still not STOPPED (last: {last}) after {}", .attempts.join("; "))]
-    StopFailed {
-        /// `NAME in LXCPATH`.
-        container: String,
-        /// What each stop attempt did.
-        attempts: Vec<String>,
-        /// The last state seen, or why none was.
-        last: String,
-    },
-    /// The container's config file could not be read.
-    #[error("container {container}: reading {path}: {source}")]
-    Config {
-        /// `NAME in LXCPATH`.
-        container: String,
-        /// The config file.
-        path: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
 /// The `lxc` agent.
 #[derive(Debug)]
 pub struct LxcAgent {
@@ -199,26 +116,22 @@ impl LxcAgent {
     /// The container's configured static addresses and MACs (see [`container_addresses`]).
     pub async fn addresses(&self) -> Result<Vec<ContainerAddress>, LxcError> {
         let path = self.config_path();
-        let text = tokio::fs::read_to_string(&path)
-            .await
-            .map_err(|source| LxcError::Config {
-                container: self.container(),
-                path: path.display().to_string(),
-                source,
-            })?;
-        Ok(container_addresses(&text))
+        match tokio::fs::read_to_string(&path).await {
+            Ok(text) => Ok(container_addresses(&text)),
+            Err(source) => Err(self.error(Cause::Config { path, source })),
+        }
     }
 
-    fn container(&self) -> String {
-        format!(
-            "{} in {}",
-            self.settings.name,
-            self.settings.lxcpath.display()
-        )
+    fn error(&self, cause: Cause) -> LxcError {
+        LxcError {
+            name: self.settings.name.clone(),
+            lxcpath: self.settings.lxcpath.clone(),
+            cause,
+        }
     }
 
     /// `PROGRAM -n NAME -P LXCPATH EXTRA...`, as the configured user.
-    fn invocation(&self, program: &Path, extra: &[&str]) -> Result<Invocation, LxcError> {
+    fn invocation(&self, program: &Path, extra: &[&str]) -> Result<Invocation, Cause> {
         let mut args = vec![
             OsString::from("-n"),
             OsString::from(&self.settings.name),
@@ -228,31 +141,17 @@ impl LxcAgent {
         args.extend(extra.iter().map(OsString::from));
         let mut invocation = Invocation::new(program, args);
         if let Some(user) = &self.settings.user {
-            invocation.user = Some(RunAs::lookup(user).map_err(|reason| LxcError::User {
-                container: self.container(),
-                reason,
-            })?);
+            invocation.user = Some(RunAs::lookup(user).map_err(Cause::User)?);
         }
         Ok(invocation)
     }
 
-    async fn run(&self, invocation: &Invocation) -> Result<Outcome, LxcError> {
-        invocation.run().await.map_err(|source| LxcError::Spawn {
-            container: self.container(),
-            source,
-        })
-    }
-
     /// The container's state from `lxc-info -s`.
-    async fn state(&self) -> Result<LxcState, LxcError> {
+    async fn state(&self) -> Result<LxcState, Cause> {
         let invocation = self.invocation(&self.settings.lxc_info, &["-s"])?;
-        let outcome = self.run(&invocation).await?;
-        let parsed = outcome
-            .success()
-            .then(|| parse_info_state(&outcome.stdout))
-            .flatten();
-        parsed.ok_or_else(|| LxcError::Info {
-            container: self.container(),
+        let outcome = invocation.run().await.map_err(Cause::Spawn)?;
+        let parsed = outcome.success().then(|| parse_info_state(&outcome.stdout));
+        parsed.flatten().ok_or_else(|| Cause::Info {
             command: invocation.to_string(),
             result: describe(&outcome),
         })
@@ -265,20 +164,19 @@ impl LxcAgent {
             match self.state().await {
                 Ok(state) if state == *target => return,
                 Ok(state) => *last = state.to_string(),
-                Err(error) => *last = error.to_string(),
+                Err(cause) => *last = cause.to_string(),
             }
             tokio::time::sleep(POLL_INTERVAL).await;
         }
     }
 
-    async fn launch(&self) -> Result<(), LxcError> {
+    async fn launch(&self) -> Result<(), Cause> {
         let invocation = self.invocation(&self.settings.lxc_start, &["-d"])?;
-        let outcome = self.run(&invocation).await?;
+        let outcome = invocation.run().await.map_err(Cause::Spawn)?;
         if outcome.success() {
             return Ok(());
         }
-        Err(LxcError::StartFailed {
-            container: self.container(),
+        Err(Cause::StartFailed {
             command: invocation.to_string(),
             result: describe(&outcome),
             hint: self.log_hint().await,
@@ -290,16 +188,11 @@ impl LxcAgent {
         log_hint(&self.settings, &self.config_path(), config.as_deref())
     }
 
-    async fn start_container(&self) -> Result<(), LxcError> {
+    async fn start_container(&self) -> Result<(), Cause> {
         let state = self.state().await?;
         let launch = match start_step(&state) {
             StartStep::Nothing => return Ok(()),
-            StartStep::Refuse => {
-                return Err(LxcError::Refused {
-                    container: self.container(),
-                    state,
-                });
-            }
+            StartStep::Refuse => return Err(Cause::Refused(state)),
             StartStep::Launch => true,
             StartStep::Wait => false,
         };
@@ -314,8 +207,7 @@ impl LxcAgent {
         .await;
         match started {
             Ok(result) => result,
-            Err(_elapsed) => Err(LxcError::StartTimeout {
-                container: self.container(),
+            Err(_elapsed) => Err(Cause::StartTimeout {
                 timeout: self.settings.start_timeout,
                 last,
                 hint: self.log_hint().await,
@@ -323,47 +215,34 @@ impl LxcAgent {
         }
     }
 
-    async fn stop_container(&self) -> Result<(), LxcError> {
+    /// Runs one `lxc-stop` within `limit`; `None` when it succeeded, else what happened.
+    async fn try_stop(&self, extra: &[&str], limit: Duration) -> Result<Option<String>, Cause> {
+        let invocation = self.invocation(&self.settings.lxc_stop, extra)?;
+        match timeout(limit, invocation.run()).await {
+            Ok(Ok(outcome)) if outcome.success() => Ok(None),
+            Ok(Ok(outcome)) => Ok(Some(format!("`{invocation}` {}", describe(&outcome)))),
+            Ok(Err(error)) => Err(Cause::Spawn(error)),
+            Err(_elapsed) => Ok(Some(format!(
+                "`{invocation}` still running after {limit:?}"
+            ))),
+        }
+    }
+
+    async fn stop_container(&self) -> Result<(), Cause> {
         if self.state().await? == LxcState::Stopped {
             return Ok(());
         }
         let seconds = whole_seconds(self.settings.stop_timeout).to_string();
-        let clean = self.invocation(&self.settings.lxc_stop, &["-t", &seconds])?;
+        let clean_limit = self.settings.stop_timeout + STOP_MARGIN;
         let mut attempts = Vec::new();
-        let clean_ok =
-            match timeout(self.settings.stop_timeout + STOP_MARGIN, self.run(&clean)).await {
-                Ok(Ok(outcome)) if outcome.success() => true,
-                Ok(Ok(outcome)) => {
-                    attempts.push(format!("`{clean}` {}", describe(&outcome)));
-                    false
-                }
-                Ok(Err(error)) => return Err(error),
-                Err(_elapsed) => {
-                    attempts.push(format!(
-                        "`{clean}` still running after {:?}",
-                        self.settings.stop_timeout + STOP_MARGIN
-                    ));
-                    false
-                }
-            };
-        if !clean_ok {
-            let kill = self.invocation(&self.settings.lxc_stop, &["-k"])?;
-            match timeout(KILL_WAIT, self.run(&kill)).await {
-                Ok(Ok(outcome)) => attempts.push(format!("`{kill}` {}", describe(&outcome))),
-                Ok(Err(error)) => return Err(error),
-                Err(_elapsed) => {
-                    attempts.push(format!("`{kill}` still running after {KILL_WAIT:?}"))
-                }
-            }
+        if let Some(failed) = self.try_stop(&["-t", &seconds], clean_limit).await? {
+            attempts.push(failed);
+            attempts.extend(self.try_stop(&["-k"], KILL_WAIT).await?);
         }
         let mut last = String::from("no state read");
         match timeout(KILL_WAIT, self.poll_until(&LxcState::Stopped, &mut last)).await {
             Ok(()) => Ok(()),
-            Err(_elapsed) => Err(LxcError::StopFailed {
-                container: self.container(),
-                attempts,
-                last,
-            }),
+            Err(_elapsed) => Err(Cause::StopFailed { attempts, last }),
         }
     }
 }
@@ -395,19 +274,25 @@ impl Agent for LxcAgent {
     }
 
     fn start(&self) -> BoxFuture<'_, Result<(), AgentError>> {
-        Box::pin(async move { self.start_container().await.map_err(AgentError::failed) })
+        Box::pin(async move {
+            let started = self.start_container().await;
+            started.map_err(|cause| AgentError::failed(self.error(cause)))
+        })
     }
 
     fn stop(&self) -> BoxFuture<'_, Result<(), AgentError>> {
-        Box::pin(async move { self.stop_container().await.map_err(AgentError::failed) })
+        Box::pin(async move {
+            let stopped = self.stop_container().await;
+            stopped.map_err(|cause| AgentError::failed(self.error(cause)))
+        })
     }
 
     fn monitor(&self) -> BoxFuture<'_, Result<Health, AgentError>> {
         Box::pin(async move {
             match self.state().await {
                 Ok(state) => Ok(health(&state)),
-                Err(error @ LxcError::Info { .. }) => Ok(Health::Failed(error.to_string())),
-                Err(error) => Err(AgentError::failed(error)),
+                Err(cause @ Cause::Info { .. }) => Ok(Health::Failed(cause.to_string())),
+                Err(cause) => Err(AgentError::failed(self.error(cause))),
             }
         })
     }
@@ -481,253 +366,4 @@ fn log_hint(settings: &LxcSettings, config_path: &Path, config: Option<&str>) ->
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings() -> LxcSettings {
-        LxcSettings::new("web", "/srv/ha/lxc")
-    }
-
-    #[test]
-    fn health_is_running_stopped_or_failed_with_the_state() {
-        assert_eq!(health(&LxcState::Running), Health::Running);
-        assert_eq!(health(&LxcState::Stopped), Health::Stopped);
-        assert_eq!(
-            health(&LxcState::Frozen),
-            Health::Failed("container is FROZEN".into())
-        );
-    }
-
-    #[test]
-    fn stop_timeouts_round_up_to_whole_seconds() {
-        assert_eq!(whole_seconds(Duration::from_secs(30)), 30);
-        assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
-        assert_eq!(whole_seconds(Duration::from_millis(10)), 1);
-        assert_eq!(whole_seconds(Duration::ZERO), 1);
-    }
-
-    #[test]
-    fn settings_checks_name_the_setting() {
-        assert_eq!(check_settings(&settings()), Ok(()));
-        for name in ["", "a/b", ".."] {
-            let mut s = settings();
-            s.name = name.into();
-            assert!(
-                check_settings(&s).unwrap_err().starts_with("name"),
-                "{name}"
-            );
-        }
-        let mut s = settings();
-        s.lxcpath = "lxc".into();
-        assert!(check_settings(&s).unwrap_err().contains("lxcpath lxc"));
-        let mut s = settings();
-        s.stop_timeout = Duration::ZERO;
-        assert_eq!(check_settings(&s), Err("stop_timeout is zero".into()));
-    }
-
-    #[test]
-    fn outcomes_are_described_by_code_and_the_most_telling_stream() {
-        let outcome = |code, stdout: &str, stderr: &str| Outcome {
-            code,
-            stdout: stdout.into(),
-            stderr: stderr.into(),
-        };
-        assert_eq!(
-            describe(&outcome(Some(1), "", "web doesn't exist\n")),
-            "exited with 1: web doesn't exist"
-        );
-        assert_eq!(
-            describe(&outcome(Some(2), "out\n", "  ")),
-            "exited with 2: out"
-        );
-        assert_eq!(describe(&outcome(None, "", "")), "was killed by a signal");
-    }
-
-    #[test]
-    fn the_log_hint_names_the_log_file_or_how_to_get_one() {
-        let path = Path::new("/srv/ha/lxc/web/config");
-        assert_eq!(
-            log_hint(&settings(), path, Some("lxc.log.file = /var/log/web.log\n")),
-            "its log: /var/log/web.log"
-        );
-        let hint = log_hint(&settings(), path, None);
-        assert!(
-            hint.contains("/srv/ha/lxc/web/config")
-                && hint.contains("lxc-start -n web -P /srv/ha/lxc -F"),
-            "{hint}"
-        );
-    }
-
-    #[test]
-    fn commands_name_the_container_and_run_as_the_user() {
-        let mut s = settings();
-        s.user = Some("root".into());
-        let agent = LxcAgent::new(s);
-        let invocation = agent.invocation(Path::new("lxc-info"), &["-s"]).unwrap();
-        assert_eq!(invocation.to_string(), "lxc-info -n web -P /srv/ha/lxc -s");
-        assert_eq!(invocation.user.map(|u| u.uid), Some(0));
-        let mut s = settings();
-        s.user = Some("ha-no-such-user".into());
-        let error = LxcAgent::new(s)
-            .invocation(Path::new("lxc-info"), &[])
-            .unwrap_err();
-        assert!(
-            error.to_string().contains("web in /srv/ha/lxc")
-                && error.to_string().contains("ha-no-such-user")
-        );
-    }
-
-    #[tokio::test]
-    async fn a_failing_lxc_info_makes_monitor_failed_and_start_an_error() {
-        let mut s = settings();
-        s.lxc_info = "false".into();
-        let agent = LxcAgent::new(s);
-        let health = agent.monitor().await.unwrap();
-        assert!(
-            matches!(&health, Health::Failed(why) if why.contains("`false -n web -P /srv/ha/lxc -s` exited with 1")),
-            "{health}"
-        );
-        let error = agent.start().await.unwrap_err();
-        assert!(error.to_string().contains("exited with 1"), "{error}");
-    }
-
-    /// Fake `lxc-info`/`lxc-start`/`lxc-stop` scripts over a state file, logging each call.
-    struct FakeLxc {
-        dir: PathBuf,
-    }
-
-    impl FakeLxc {
-        /// `start` and `stop_t` are shell snippets run by `lxc-start` and `lxc-stop -t`.
-        fn new(test: &str, initial: &str, start: &str, stop_t: &str) -> Self {
-            let dir =
-                std::env::temp_dir().join(format!("ha-lxc-fake-{}-{test}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            let state = dir.join("state");
-            let log = dir.join("log");
-            std::fs::write(&state, initial).unwrap();
-            let script = |name: &str, body: String| {
-                use std::os::unix::fs::PermissionsExt;
-                let path = dir.join(name);
-                let text = format!(
-                    "#!/bin/sh\necho \"{name} $*\" >> {}\n{body}\n",
-                    log.display()
-                );
-                std::fs::write(&path, text).unwrap();
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-            };
-            let state = state.display();
-            script("info", format!("echo \"State:          $(cat {state})\""));
-            script("start", start.replace("STATE", &state.to_string()));
-            script(
-                "stop",
-                format!(
-                    "if [ \"$5\" = -k ]; then echo STOPPED > {state}; exit 0; fi\n{}",
-                    stop_t.replace("STATE", &state.to_string())
-                ),
-            );
-            FakeLxc { dir }
-        }
-
-        fn settings(&self) -> LxcSettings {
-            let mut s = settings();
-            s.lxc_info = self.dir.join("info");
-            s.lxc_start = self.dir.join("start");
-            s.lxc_stop = self.dir.join("stop");
-            s
-        }
-
-        /// The calls made, without `-n NAME -P PATH`.
-        fn calls(&self) -> Vec<String> {
-            std::fs::read_to_string(self.dir.join("log"))
-                .unwrap_or_default()
-                .lines()
-                .map(|line| line.replace(" -n web -P /srv/ha/lxc", ""))
-                .collect()
-        }
-    }
-
-    impl Drop for FakeLxc {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-
-    #[tokio::test]
-    async fn start_launches_once_and_then_does_nothing() {
-        let fake = FakeLxc::new("start", "STOPPED", "echo RUNNING > STATE", "exit 1");
-        let agent = LxcAgent::new(fake.settings());
-        agent.start().await.unwrap();
-        assert_eq!(fake.calls(), ["info -s", "start -d", "info -s"]);
-        agent.start().await.unwrap();
-        assert_eq!(fake.calls().len(), 4, "{:?}", fake.calls());
-        assert_eq!(agent.monitor().await.unwrap(), Health::Running);
-    }
-
-    #[tokio::test]
-    async fn a_container_that_never_runs_times_out_with_its_last_state_and_a_hint() {
-        let fake = FakeLxc::new("timeout", "STOPPED", "exit 0", "exit 1");
-        let mut s = fake.settings();
-        s.start_timeout = Duration::from_millis(300);
-        let error = LxcAgent::new(s).start().await.unwrap_err().to_string();
-        assert!(
-            error.contains("not RUNNING within 300ms (last: STOPPED)"),
-            "{error}"
-        );
-        assert!(
-            error.contains("lxc-start -n web -P /srv/ha/lxc -F"),
-            "{error}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_frozen_container_is_not_started() {
-        let fake = FakeLxc::new("frozen", "FROZEN", "exit 0", "exit 1");
-        let error = LxcAgent::new(fake.settings())
-            .start()
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("not starting it while it is FROZEN"),
-            "{error}"
-        );
-        assert_eq!(fake.calls(), ["info -s"]);
-    }
-
-    #[tokio::test]
-    async fn a_failing_clean_stop_falls_back_to_kill() {
-        let fake = FakeLxc::new("kill", "RUNNING", "exit 0", "echo refused >&2; exit 1");
-        let mut s = fake.settings();
-        s.stop_timeout = Duration::from_millis(1500);
-        let agent = LxcAgent::new(s);
-        agent.stop().await.unwrap();
-        assert_eq!(fake.calls(), ["info -s", "stop -t 2", "stop -k", "info -s"]);
-        agent.stop().await.unwrap();
-        assert_eq!(
-            fake.calls().len(),
-            5,
-            "a stopped container is left alone: {:?}",
-            fake.calls()
-        );
-        assert_eq!(agent.monitor().await.unwrap(), Health::Stopped);
-    }
-
-    #[tokio::test]
-    async fn a_clean_stop_needs_no_kill() {
-        let fake = FakeLxc::new("clean", "RUNNING", "exit 0", "echo STOPPED > STATE");
-        LxcAgent::new(fake.settings()).stop().await.unwrap();
-        assert_eq!(fake.calls(), ["info -s", "stop -t 30", "info -s"]);
-    }
-
-    #[tokio::test]
-    async fn a_missing_command_fails_validate_by_setting() {
-        let mut s = settings();
-        s.lxc_stop = "/nonexistent/lxc-stop".into();
-        let error = LxcAgent::new(s).validate().await.unwrap_err();
-        assert!(
-            error.to_string().contains("lxc_stop /nonexistent/lxc-stop"),
-            "{error}"
-        );
-    }
-}
+mod tests;
