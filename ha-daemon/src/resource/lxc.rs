@@ -19,6 +19,8 @@
 //! - `stop`: STOPPED -> nothing; else `lxc-stop -t SECS`; if that fails or outlives
 //!   `stop_timeout` (plus a margin), `lxc-stop -k`; then STOPPED must follow within
 //!   [`KILL_WAIT`], else an error with what each attempt said and the last state.
+//!   `lxc-info` failing (container missing) fails `start` and `stop` alike: the agent
+//!   cannot tell that such a container is stopped.
 //! - `monitor`: RUNNING -> Running, STOPPED -> Stopped; any other state, or `lxc-info`
 //!   failing (container missing, lxcpath not mounted) -> Failed with the reason.
 //! - `validate`: the settings, the user and the three commands; not the container, whose
@@ -26,6 +28,12 @@
 //!
 //! After `start`, [`LxcAgent::addresses`] gives the container's configured static
 //! addresses with their MACs ([`config`]), for announcing them with gratuitous ARP.
+//!
+//! Errors are [`LxcError`]: the container and a [`Cause`] to match on. [`config`],
+//! [`state`] and [`error`] are pure; this file runs the commands. Unprivileged containers
+//! need the user's `/etc/subuid` and `/etc/subgid` ranges and `lxc.idmap` in their config;
+//! without delegated cgroups LXC runs them in the daemon's cgroups (it logs "not
+//! writable, skipping" for each hierarchy), which is what the tests here exercise.
 
 pub mod config;
 pub mod error;
