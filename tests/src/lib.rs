@@ -9,6 +9,10 @@
 //! - [`topology::TwoNodes`]: two namespaces joined by veth pairs, the smallest "cluster".
 //! - [`daemon::Daemon`]: `ha-daemon run` in a namespace with its event stream; stopped
 //!   on drop.
+//! - [`loopdev::LoopDevice`], [`loopdev::MountGuard`]: an ext4 loop device, detached on
+//!   drop; a mount, unmounted on drop.
+//! - [`lxc::Container`], [`lxc::TestUser`]: a busybox container (privileged or owned by a
+//!   test user), destroyed on drop; the user, deleted on drop.
 //!
 //! Tests that change kernel state run one at a time (`--test-threads=1`).
 
@@ -18,6 +22,7 @@ pub mod daemon;
 pub mod drbd_emu;
 pub mod lan;
 pub mod loopdev;
+pub mod lxc;
 pub mod netns;
 pub mod nft;
 pub mod packet;
