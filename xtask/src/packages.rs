@@ -4,8 +4,23 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-/// Packages of the privileged tests and the lab: `ip`, `nft`, `ethtool`, `ping`.
-pub(crate) const TEST: &[&str] = &["iproute2", "nftables", "ethtool", "iputils-ping"];
+/// Packages of the privileged tests and the lab: `ip`, `nft`, `ethtool`, `ping`,
+/// `tcpdump` (the announcements on the wire), LXC with busybox and `newuidmap` (the lxc
+/// agent, privileged and unprivileged), `fusermount3` (the DRBD emulator's device),
+/// `mkfs.ext4`/`fsck` (the mount agent) and the OCF resource agents (the exec agent).
+pub(crate) const TEST: &[&str] = &[
+    "iproute2",
+    "nftables",
+    "ethtool",
+    "iputils-ping",
+    "tcpdump",
+    "lxc",
+    "busybox-static",
+    "uidmap",
+    "fuse3",
+    "e2fsprogs",
+    "resource-agents",
+];
 
 /// Installs the packages in `wanted` that are not installed yet.
 pub(crate) fn ensure(wanted: &[&str]) -> anyhow::Result<()> {

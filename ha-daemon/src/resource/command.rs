@@ -140,8 +140,14 @@ impl Invocation {
                 .gid(user.gid)
                 .env("HOME", &user.home)
                 .env("USER", &user.name)
-                .env("LOGNAME", &user.name)
-                .current_dir(&user.home);
+                .env("LOGNAME", &user.name);
+            // Users like `nobody` have a home that does not exist; start them in `/`.
+            let home_exists = user.home.is_dir();
+            command.current_dir(if home_exists {
+                user.home.as_path()
+            } else {
+                Path::new("/")
+            });
         }
         command
     }
@@ -257,6 +263,28 @@ mod tests {
         let result = find_program(&plain);
         std::fs::remove_file(&plain).unwrap();
         assert!(result.is_err(), "a file without x bits is not a program");
+    }
+
+    /// `nobody`'s home does not exist; the program still runs, as `nobody`, in `/`.
+    #[tokio::test]
+    async fn a_user_without_a_home_runs_in_the_root_directory() {
+        if !nix::unistd::geteuid().is_root() {
+            let why = "a_user_without_a_home_runs_in_the_root_directory: needs root";
+            assert!(
+                std::env::var_os("HA_REQUIRE_PRIVILEGED").is_none_or(|v| v != "1"),
+                "{why}"
+            );
+            eprintln!("SKIPPED {why}");
+            return;
+        }
+        let mut invocation = Invocation::new("sh", ["-c", "id -u; pwd"]);
+        let nobody = RunAs::lookup("nobody").unwrap();
+        assert!(!nobody.home.is_dir(), "{:?} exists here", nobody.home);
+        let uid = nobody.uid;
+        invocation.user = Some(nobody);
+        let outcome = invocation.run().await.unwrap();
+        assert!(outcome.success(), "{outcome:?}");
+        assert_eq!(outcome.stdout, format!("{uid}\n/\n"));
     }
 
     #[test]
