@@ -60,6 +60,31 @@ pub enum Command {
     },
     /// Attach the kernel evidence counters to links and print them live.
     Counters(CountersArgs),
+    /// Start, stop or survey the resource group by hand, printing the per-step timeline.
+    /// For setup and recovery while the daemon is not running: nothing here checks the
+    /// peer, so starting the group while the peer holds it is the operator's mistake.
+    Resources {
+        /// The node's configuration file (names the resources).
+        #[arg(long, short, default_value = "/etc/ha-daemon/cluster.toml")]
+        config: std::path::PathBuf,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// What to do.
+        #[command(subcommand)]
+        action: ResourcesAction,
+    },
+}
+
+/// What `ha-daemon resources` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Subcommand)]
+pub enum ResourcesAction {
+    /// Monitor every resource and print what is running (changes nothing).
+    Status,
+    /// Start the group in order; a failed start rolls back in reverse.
+    Start,
+    /// Stop the group in reverse order.
+    Stop,
 }
 
 /// Arguments of `ha-daemon counters`.

@@ -1,16 +1,21 @@
-//! `ha-daemon run`: load the configuration and the key, lock memory, start the detection
-//! thread, and write every detector event to stdout as one JSON object per line until
-//! SIGTERM or SIGINT. (Cluster logic, resources and the control socket build on this.)
+//! `ha-daemon run`: load the configuration and the key, validate the resource group,
+//! lock memory, start the detection thread, survey the resource group (adopting it,
+//! untouched, when it is already fully running, and then watching it), and write every
+//! detector event and group report to stdout as one JSON object per line until SIGTERM
+//! or SIGINT. (Cluster logic and the control socket build on this.)
 
 use std::path::Path;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::{
     config::{Config, ConfigError},
+    core::supervision::Survey,
     detection::{Detection, DetectionError, EvidenceMode, Report},
     io::{clock, key_file, realtime},
+    resource::{build::group_from, supervise},
 };
 
 /// Why the daemon stopped with an error.
@@ -28,12 +33,20 @@ pub enum DaemonError {
     /// The detection thread could not be started or died.
     #[error("detection thread: {0}")]
     Thread(String),
+    /// A resource failed validation (every failure, one per line).
+    #[error("invalid resources:\n  {}", .0.join("\n  "))]
+    Resources(Vec<String>),
 }
 
 /// Runs the daemon with the configuration at `path`.
 pub async fn run(path: &Path) -> Result<(), DaemonError> {
     let config = Config::load(path)?;
     let key = key_file::load(&config.key_file)?;
+    let group = Arc::new(group_from(&config.resources));
+    group.validate().await.map_err(|errors| {
+        DaemonError::Resources(errors.iter().map(ToString::to_string).collect())
+    })?;
+    let supervision = config.group;
     if config.realtime.lock_memory {
         match realtime::lock_memory() {
             Ok(()) => info!("memory locked (mlockall)"),
@@ -97,6 +110,18 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         serde_json::json!({ "monotonic_ns": clock::monotonic_ns(), "started": mode })
     );
 
+    let (survey, report) = supervise::survey(&group).await;
+    println!(
+        "{}",
+        serde_json::json!({ "monotonic_ns": clock::monotonic_ns(), "resources": report })
+    );
+    let (group_tx, mut group_reports) = mpsc::unbounded_channel();
+    if survey == Survey::Running {
+        info!("resource group already running: adopted as it is");
+        let group = Arc::clone(&group);
+        tokio::spawn(async move { supervise::supervise(&group, supervision, group_tx).await });
+    }
+
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|error| DaemonError::Thread(error.to_string()))?;
     loop {
@@ -110,6 +135,10 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
                     let _ = thread.join();
                     return Err(DaemonError::Thread("stopped".into()));
                 }
+            },
+            Some(report) = group_reports.recv() => match serde_json::to_string(&report) {
+                Ok(line) => println!("{line}"),
+                Err(error) => error!(%error, "cannot encode group report"),
             },
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,

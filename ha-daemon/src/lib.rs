@@ -9,6 +9,7 @@
 //! - [`detection`]: the detection loop, the driver around [`core::detector`].
 //! - [`io`]: thin I/O drivers, the only code that makes syscalls or reads clocks
 //!   ([`io::ebpf`] loads and attaches the kernel programs, [`io::clock`] reads the clock).
+//! - [`operate`]: `ha-daemon resources status|start|stop`, the resource group by hand.
 //! - [`resource`]: resource agents (what a primary runs) behind one [`resource::Agent`]
 //!   interface.
 //!
@@ -22,4 +23,5 @@ pub mod counters;
 pub mod daemon;
 pub mod detection;
 pub mod io;
+pub mod operate;
 pub mod resource;

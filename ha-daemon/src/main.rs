@@ -33,6 +33,11 @@ async fn main() -> ExitCode {
         Command::Counters(args) => ha_daemon::counters::run(args)
             .await
             .map_err(|e| e.to_string()),
+        Command::Resources {
+            config,
+            json,
+            action,
+        } => ha_daemon::operate::run(&config, action, json).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

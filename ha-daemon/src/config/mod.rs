@@ -47,6 +47,9 @@
 //! local = "192.0.2.1"            # this node's address on the link
 //! peer = "192.0.2.2"             # the peer's, same family, differs from local
 //! ```
+//!
+//! The resource group, `[group]` and `[[resource]]` (none by default), is described in
+//! `config/resources.rs`.
 
 use std::fmt;
 use std::fmt::Debug;
@@ -63,7 +66,10 @@ use self::source::Source;
 
 use crate::core::detector_config::DetectorConfig;
 use crate::core::wire::LINK_SLOTS;
+use crate::resource::build::ResourceSettings;
+use crate::resource::supervise::SupervisionSettings;
 
+mod resources;
 mod source;
 
 /// Replication (DRBD) ports when the file names none.
@@ -103,6 +109,10 @@ pub struct Config {
     pub realtime: RealtimeSettings,
     /// The links to the peer, in link-slot order.
     pub links: Vec<LinkSettings>,
+    /// How the held resource group is watched (`[group]`).
+    pub group: SupervisionSettings,
+    /// The resource group's members in start order (`[[resource]]`); may be empty.
+    pub resources: Vec<ResourceSettings>,
 }
 
 /// Heartbeat sending (`[heartbeat]`).
@@ -235,6 +245,8 @@ struct RawConfig {
     detector: Option<Spanned<RawDetector>>,
     realtime: Option<RawRealtime>,
     link: Option<Spanned<Vec<Spanned<RawLink>>>>,
+    group: Option<resources::RawGroup>,
+    resource: Option<Vec<Spanned<resources::RawResource>>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -343,6 +355,8 @@ impl RawConfig {
         };
         let realtime = self.realtime.unwrap_or_default().into_settings(source)?;
         let links = parse_links(source, self.link)?;
+        let group = self.group.unwrap_or_default().into_settings(source)?;
+        let resources = resources::parse_resources(source, self.resource)?;
         Ok(Config {
             cluster_id,
             node_id,
@@ -355,6 +369,8 @@ impl RawConfig {
             detector,
             realtime,
             links,
+            group,
+            resources,
         })
     }
 }
@@ -713,6 +729,8 @@ peer = "2001:db8::2"
                         peer: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)),
                     },
                 ],
+                group: SupervisionSettings::DEFAULT,
+                resources: Vec::new(),
             }
         );
     }
@@ -839,7 +857,7 @@ peer = "2001:db8::2"
                 &format!("{ROOT}colour = 1\n{LINK}"),
                 "cluster.toml:5:1: colour: unknown field `colour`, expected one of `cluster_id`, \
                  `node_id`, `peer_node_id`, `key_file`, `bpf_pin_directory`, `ebpf`, \
-                 `replication_ports`, `heartbeat`, `detector`, `realtime`, `link`",
+                 `replication_ports`, `heartbeat`, `detector`, `realtime`, `link`, `group`, `resource`",
             ),
             (
                 &format!("{ROOT}bpf_pin_directory = \"bpf\"\n{LINK}"),

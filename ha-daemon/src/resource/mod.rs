@@ -20,6 +20,7 @@
 //!   monitoring loop that restarts failed members.
 
 pub mod agent;
+pub mod build;
 pub mod command;
 pub mod drbd;
 pub mod exec;
