@@ -4,7 +4,7 @@
 use std::{
     io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
@@ -41,9 +41,8 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `ha-daemon run --config CONFIG` in `ns`.
     pub fn start(ns: &NetNs, config: &Path) -> Self {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns.name()])
-            .arg(binary())
+        let mut child = ns
+            .command(binary())
             .arg("run")
             .arg("--config")
             .arg(config)
@@ -70,7 +69,7 @@ impl Daemon {
         }
     }
 
-    /// The process id (`ip netns exec` execs the daemon, so it is the daemon's).
+    /// The process id (`nsenter` execs the daemon, so it is the daemon's).
     pub fn pid(&self) -> Pid {
         Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits"))
     }

@@ -6,6 +6,7 @@
 
 use std::{
     fs::File,
+    process::Command,
     sync::atomic::{AtomicU32, Ordering},
 };
 
@@ -56,6 +57,18 @@ impl NetNs {
         run("ip", &all)
     }
 
+    /// A command that runs `program` in this network namespace only (`nsenter --net`).
+    /// Unlike `ip netns exec`, which also gives the program a private mount namespace,
+    /// the program's mounts are the host's, as a daemon's are in production.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net=/run/netns/{}", self.name))
+            .arg("--")
+            .arg(program);
+        command
+    }
+
     /// Moves the calling thread into the namespace until the returned guard drops.
     /// Sockets created meanwhile stay in the namespace for their whole life.
     pub fn enter(&self) -> Entered {
@@ -75,7 +88,7 @@ impl Default for NetNs {
 impl Drop for NetNs {
     fn drop(&mut self) {
         // Not `run`: a panic while unwinding would abort and hide the test's own failure.
-        let _ = std::process::Command::new("ip")
+        let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
     }
@@ -108,9 +121,7 @@ fn sweep_stale() {
             continue;
         };
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::process::Command::new("ip")
-                .args(["netns", "del", &name])
-                .status();
+            let _ = Command::new("ip").args(["netns", "del", &name]).status();
         }
     }
 }

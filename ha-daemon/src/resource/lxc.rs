@@ -19,10 +19,13 @@
 //! - `stop`: STOPPED -> nothing; else `lxc-stop -t SECS`; if that fails or outlives
 //!   `stop_timeout` (plus a margin), `lxc-stop -k`; then STOPPED must follow within
 //!   [`KILL_WAIT`], else an error with what each attempt said and the last state.
-//!   `lxc-info` failing (container missing) fails `start` and `stop` alike: the agent
-//!   cannot tell that such a container is stopped.
-//! - `monitor`: RUNNING -> Running, STOPPED -> Stopped; any other state, or `lxc-info`
-//!   failing (container missing, lxcpath not mounted) -> Failed with the reason.
+//! - A container `lxc-info` says "doesn't exist" is neither running nor defined (LXC
+//!   finds running containers by their command socket, config or not): typically its
+//!   lxcpath is on a filesystem not mounted on this node. It counts as stopped for
+//!   `stop` and `monitor`; `start` refuses it, naming the lxcpath. Any other `lxc-info`
+//!   failure fails `start` and `stop` alike: the agent cannot tell the state.
+//! - `monitor`: RUNNING -> Running, STOPPED or not defined -> Stopped; any other state,
+//!   or `lxc-info` failing otherwise -> Failed with the reason.
 //! - `validate`: the settings, the user and the three commands; not the container, whose
 //!   lxcpath may be on a filesystem that is not mounted yet.
 //!
@@ -48,7 +51,7 @@ use tokio::time::timeout;
 
 pub use self::config::{ContainerAddress, container_addresses};
 pub use self::error::{Cause, LxcError};
-use self::state::{LxcState, StartStep, parse_info_state, start_step};
+use self::state::{LxcState, StartStep, parse_info_state, start_step, state_of_failed_info};
 use super::command::{Invocation, Outcome, RunAs};
 use super::{Agent, AgentError, Health};
 
@@ -158,8 +161,12 @@ impl LxcAgent {
     async fn state(&self) -> Result<LxcState, Cause> {
         let invocation = self.invocation(&self.settings.lxc_info, &["-s"])?;
         let outcome = invocation.run().await.map_err(Cause::Spawn)?;
-        let parsed = outcome.success().then(|| parse_info_state(&outcome.stdout));
-        parsed.flatten().ok_or_else(|| Cause::Info {
+        let parsed = if outcome.success() {
+            parse_info_state(&outcome.stdout)
+        } else {
+            state_of_failed_info(&outcome.stderr)
+        };
+        parsed.ok_or_else(|| Cause::Info {
             command: invocation.to_string(),
             result: describe(&outcome),
         })
@@ -200,6 +207,7 @@ impl LxcAgent {
         let state = self.state().await?;
         let launch = match start_step(&state) {
             StartStep::Nothing => return Ok(()),
+            StartStep::Refuse if state == LxcState::Undefined => return Err(Cause::Undefined),
             StartStep::Refuse => return Err(Cause::Refused(state)),
             StartStep::Launch => true,
             StartStep::Wait => false,
@@ -237,7 +245,7 @@ impl LxcAgent {
     }
 
     async fn stop_container(&self) -> Result<(), Cause> {
-        if self.state().await? == LxcState::Stopped {
+        if matches!(self.state().await?, LxcState::Stopped | LxcState::Undefined) {
             return Ok(());
         }
         let seconds = whole_seconds(self.settings.stop_timeout).to_string();
@@ -310,7 +318,7 @@ impl Agent for LxcAgent {
 fn health(state: &LxcState) -> Health {
     match state {
         LxcState::Running => Health::Running,
-        LxcState::Stopped => Health::Stopped,
+        LxcState::Stopped | LxcState::Undefined => Health::Stopped,
         other => Health::Failed(format!("container is {other}")),
     }
 }

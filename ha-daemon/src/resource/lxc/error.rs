@@ -40,6 +40,9 @@ pub enum Cause {
     /// The container is in a state `start` does not touch.
     #[error("not starting it while it is {0}")]
     Refused(LxcState),
+    /// The container has no configuration under its lxcpath.
+    #[error("no such container in its lxcpath (is the filesystem holding it mounted?)")]
+    Undefined,
     /// `lxc-start` failed.
     #[error("`{command}` {result}; {hint}")]
     StartFailed {

@@ -23,6 +23,10 @@ pub enum LxcState {
     Thawed,
     /// A state this agent does not know, as printed.
     Unknown(String),
+    /// `lxc-info` says the container "doesn't exist": it is not running and has no
+    /// configuration under the lxcpath (typically: the filesystem holding it is not
+    /// mounted on this node). Nothing of it can be running here.
+    Undefined,
 }
 
 impl LxcState {
@@ -53,6 +57,7 @@ impl fmt::Display for LxcState {
             LxcState::Frozen => "FROZEN",
             LxcState::Thawed => "THAWED",
             LxcState::Unknown(word) => word,
+            LxcState::Undefined => "UNDEFINED",
         })
     }
 }
@@ -90,13 +95,32 @@ pub fn start_step(state: &LxcState) -> StartStep {
         | LxcState::Freezing
         | LxcState::Frozen
         | LxcState::Thawed
-        | LxcState::Unknown(_) => StartStep::Refuse,
+        | LxcState::Unknown(_)
+        | LxcState::Undefined => StartStep::Refuse,
     }
+}
+
+/// The state a failed `lxc-info` run reports, if its error text says one: LXC prints
+/// "NAME doesn't exist" only for a container that is neither running nor defined.
+pub fn state_of_failed_info(stderr: &str) -> Option<LxcState> {
+    stderr
+        .contains("doesn't exist")
+        .then_some(LxcState::Undefined)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_that_does_not_exist_is_undefined_and_is_not_started() {
+        assert_eq!(
+            state_of_failed_info("web doesn't exist\n"),
+            Some(LxcState::Undefined)
+        );
+        assert_eq!(state_of_failed_info("Permission denied\n"), None);
+        assert_eq!(start_step(&LxcState::Undefined), StartStep::Refuse);
+    }
 
     #[test]
     fn reads_the_state_line_of_lxc_info() {
