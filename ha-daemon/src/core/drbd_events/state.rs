@@ -5,7 +5,10 @@
 //! are applied. Lines about other resources, helpers, paths and unknown objects change
 //! nothing. Invariants: a resource that does not exist has role `Unknown`, no devices
 //! and no peers; the peer's role is `Unknown` and its disks `DUnknown` unless the
-//! connection is `Connected` (DRBD reports stale values otherwise).
+//! connection is `Connected` (between DRBD's `connection:` and `peer-disk:` lines of
+//! one change the reported values are stale), except that a disk reported `Outdated`
+//! stays `Outdated`: a primary whose fence-peer handler outdated its lost peer
+//! (`fencing resource-only`) reports `peer-disk:Outdated` while disconnected.
 
 use std::collections::BTreeMap;
 
@@ -267,11 +270,18 @@ impl ResourceState {
             .map_or(Role::Unknown, |peer| peer.role.clone())
     }
 
-    /// The peer's disk for `volume`: `DUnknown` unless connected.
+    /// The peer's disk for `volume`: as reported while connected; while not connected
+    /// `Outdated` if reported so (the peer was fenced), else `DUnknown`.
     pub fn peer_disk(&self, volume: u32) -> DiskState {
-        self.connected_peer()
-            .and_then(|peer| peer.devices.get(&volume))
-            .map_or(DiskState::DUnknown, |device| device.disk.clone())
+        let Some(peer) = self.peer() else {
+            return DiskState::DUnknown;
+        };
+        let reported = peer.devices.get(&volume).map(|device| &device.disk);
+        match reported {
+            Some(disk) if peer.connection == ConnectionState::Connected => disk.clone(),
+            Some(DiskState::Outdated) => DiskState::Outdated,
+            _ => DiskState::DUnknown,
+        }
     }
 
     /// What the state means for the agent: promoted (Primary, every volume UpToDate),
@@ -626,5 +636,35 @@ mod tests {
         assert_eq!(state.peer_role(), R::Unknown);
         assert_eq!(state.peer_disk(0), D::DUnknown);
         assert_eq!(state.peer().unwrap().role, R::Primary);
+    }
+
+    /// DRBD 8.4 with `fencing resource-only`: after the fence-peer handler outdated the
+    /// lost peer, the primary reports `peer-disk:Outdated` while it reconnects.
+    #[test]
+    fn a_fenced_peer_stays_outdated_while_disconnected() {
+        let connected = "exists resource name:r0 role:Primary\n\
+                         exists connection name:r0 peer-node-id:0 connection:Connected \
+                         role:Secondary\n\
+                         exists device name:r0 volume:0 minor:0 disk:UpToDate\n\
+                         exists peer-device name:r0 peer-node-id:0 volume:0 \
+                         replication:Established peer-disk:UpToDate\n\
+                         exists -\n";
+        let lost = "change connection name:r0 peer-node-id:0 connection:NetworkFailure \
+                    role:Unknown\n";
+        // Between the connection line and the peer-device line: stale UpToDate hidden.
+        let state = fold_text(&format!("{connected}{lost}"));
+        assert_eq!(state.peer_disk(0), D::DUnknown);
+        let fenced = format!(
+            "{connected}{lost}\
+             change peer-device name:r0 peer-node-id:0 volume:0 replication:Off \
+             peer-disk:Outdated\n\
+             change connection name:r0 peer-node-id:0 connection:Connecting\n"
+        );
+        let state = fold_text(&fenced);
+        assert_eq!(state.connection(), C::Connecting);
+        assert_eq!(state.peer_role(), R::Unknown);
+        assert_eq!(state.peer_disk(0), D::Outdated);
+        assert_eq!(state.peer_disk(1), D::DUnknown);
+        assert_eq!(state.assess(), Assessment::Promoted);
     }
 }
