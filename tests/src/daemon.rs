@@ -20,15 +20,7 @@ use crate::netns::NetNs;
 /// The `ha-daemon` binary of the same build as the running test or tool
 /// (`target/<profile>/ha-daemon`; `cargo xtask test` and `cargo xtask lab` build it).
 pub fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("own executable path");
-    let dir = exe.parent().expect("executable directory");
-    // Tests run from target/<profile>/deps/, tools from target/<profile>/.
-    let profile_dir = if dir.ends_with("deps") {
-        dir.parent().expect("profile directory")
-    } else {
-        dir
-    };
-    profile_dir.join("ha-daemon")
+    crate::sibling_binary("ha-daemon")
 }
 
 /// A running daemon. Dropping it stops it (SIGTERM, then SIGKILL after 2 s).

@@ -84,6 +84,20 @@ fn unmet(need: Need) -> Option<String> {
     }
 }
 
+/// The program `name` of the same build as the running test or tool
+/// (`target/<profile>/<name>`): tests run from `target/<profile>/deps/`, tools from
+/// `target/<profile>/`.
+pub fn sibling_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("own executable path");
+    let dir = exe.parent().expect("executable directory");
+    let profile_dir = if dir.ends_with("deps") {
+        dir.parent().expect("profile directory")
+    } else {
+        dir
+    };
+    profile_dir.join(name)
+}
+
 /// Runs a command and returns its stdout; panics with the command, status and stderr
 /// when it fails (test code: a failed setup step is a failed test).
 pub fn run(program: &str, args: &[&str]) -> String {

@@ -29,6 +29,16 @@ use ha_tests::{
 };
 use serde_json::Value;
 
+/// What both tests need.
+const NEEDS: &[Need] = &[
+    Need::Root,
+    Need::DaemonBinary,
+    Need::Program("nsenter"),
+    Need::Program("fusermount3"),
+    Need::Program("mkfs.ext4"),
+    Need::Program("lxc-create"),
+    Need::Program("busybox"),
+];
 const PORT: u16 = 7789;
 const VIP: &str = "203.0.113.10";
 const CONTAINER: &str = "web";
@@ -215,15 +225,7 @@ fn vip_present(ns: &NetNs) -> bool {
 fn the_group_starts_in_order_is_adopted_by_a_new_daemon_and_stops_in_reverse() {
     if !ha_tests::require(
         "the_group_starts_in_order_is_adopted_by_a_new_daemon_and_stops_in_reverse",
-        &[
-            Need::Root,
-            Need::DaemonBinary,
-            Need::Program("nsenter"),
-            Need::Program("fusermount3"),
-            Need::Program("mkfs.ext4"),
-            Need::Program("lxc-create"),
-            Need::Program("busybox"),
-        ],
+        NEEDS,
     ) {
         return;
     }
@@ -340,15 +342,7 @@ fn the_group_starts_in_order_is_adopted_by_a_new_daemon_and_stops_in_reverse() {
 fn a_failed_third_start_rolls_back_the_second_and_first_in_reverse() {
     if !ha_tests::require(
         "a_failed_third_start_rolls_back_the_second_and_first_in_reverse",
-        &[
-            Need::Root,
-            Need::DaemonBinary,
-            Need::Program("nsenter"),
-            Need::Program("fusermount3"),
-            Need::Program("mkfs.ext4"),
-            Need::Program("lxc-create"),
-            Need::Program("busybox"),
-        ],
+        NEEDS,
     ) {
         return;
     }

@@ -40,14 +40,7 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// The `drbd-emu` binary of the same build as the running test or tool.
 pub fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("own executable path");
-    let dir = exe.parent().expect("executable directory");
-    let profile_dir = if dir.ends_with("deps") {
-        dir.parent().expect("profile directory")
-    } else {
-        dir
-    };
-    profile_dir.join("drbd-emu")
+    crate::sibling_binary("drbd-emu")
 }
 
 /// A node: its directory, settings and serve process.
