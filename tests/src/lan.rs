@@ -306,7 +306,7 @@ where
         // The client is watched from another thread, so polling never delays the agent.
         let watcher = scope.spawn(move || {
             let began = began_rx.recv().ok()?;
-            watch(client, target, began, limit, &abandoned)
+            watch(client, target, began, limit, abandoned)
         });
         let output = std::panic::catch_unwind(AssertUnwindSafe(|| on_node(node, work)));
         abandoned.store(output.is_err(), Ordering::Relaxed);

@@ -21,8 +21,10 @@ use ha_tests::lxc::Container;
 
 /// The deadline for the client's neighbour entry to switch.
 const SWITCH_DEADLINE: Duration = Duration::from_millis(50);
-/// How long the test watches for the switch before giving up.
-const WATCH_LIMIT: Duration = Duration::from_secs(30);
+/// How long the container may take to start.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the test watches for the switch before giving up: the start, and more.
+const WATCH_LIMIT: Duration = START_TIMEOUT.saturating_add(Duration::from_secs(2));
 
 /// The bridge in node b's namespace holding b's [`Lan::IF`] and the container's veth.
 const HOST_BRIDGE: &str = "brc0";
@@ -77,7 +79,7 @@ fn a_containers_address_moves_with_gratuitous_arp_from_its_mac() {
     let address = IpAddr::V4(CONTAINER_V4);
 
     let mut settings = LxcSettings::new(&name, lxcpath.path());
-    settings.start_timeout = Duration::from_secs(20);
+    settings.start_timeout = START_TIMEOUT;
     settings.stop_timeout = Duration::from_secs(2);
     let agent = LxcAgent::new(settings.clone());
 
