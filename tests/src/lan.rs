@@ -12,8 +12,17 @@
 //! reports repeated for a second or two) [`Lan::wait_quiet`] waits out. The bridge
 //! floods multicast (no snooping) like a plain switch. Dropping the `Lan` deletes the
 //! namespaces, and with them every veth, address and neighbour entry.
+//!
+//! For takeover tests: [`Lan::client_learns_a`] gives the client a neighbour entry
+//! pointing at node a, learnt for real, and leaves it stale; [`switch_during`] runs an
+//! agent on a node ([`on_node`]) while another thread times the client's entry moving
+//! to a new MAC.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use crate::netns::NetNs;
@@ -61,6 +70,11 @@ impl Lan {
     pub const PREFIX_V4: u8 = 24;
     /// The IPv6 prefix length of the LAN.
     pub const PREFIX_V6: u8 = 64;
+    /// How long the client must have sent nothing before a takeover (so what it sends
+    /// during the takeover counts).
+    pub const QUIET: Duration = Duration::from_secs(1);
+    /// How long to wait for that at most.
+    pub const QUIET_LIMIT: Duration = Duration::from_secs(8);
 
     /// Creates the bridge and its three members, all up.
     pub fn new() -> Self {
@@ -198,6 +212,138 @@ impl Lan {
                 .count()
         })
     }
+}
+
+impl Lan {
+    /// Node a holds `address`, the client reaches it (so its neighbour entry is a's MAC,
+    /// learnt the real way), then node a fails (its [`Lan::IF`] goes down, the address
+    /// stays on it). The client was quiet for [`Lan::QUIET`] before.
+    ///
+    /// a's ARP reply to the ping is younger than the client's neigh locktime (1 s by
+    /// default), during which Linux ignores ARP updates except gratuitous ones
+    /// (net/ipv4/arp.c: `override = locktime passed || is_garp`). So no waiting and no
+    /// locktime change: the hardest case, a takeover right after the client talked to a.
+    /// (IPv6 has no locktime; the NA's override flag does it.)
+    pub fn client_learns_a(&self, address: IpAddr, prefix_len: u8) {
+        self.a.ip(&[
+            "addr",
+            "add",
+            &format!("{address}/{prefix_len}"),
+            "dev",
+            Self::IF,
+            "nodad",
+        ]);
+        Self::wait_quiet(&self.client, Self::QUIET, Self::QUIET_LIMIT);
+        ping(&self.client, address);
+        let entry = Self::neighbour(&self.client, address).expect("the client resolved it");
+        assert_eq!(
+            entry.mac,
+            Some(Self::mac(&self.a)),
+            "the client reached a: {entry:?}"
+        );
+        self.a.ip(&["link", "set", Self::IF, "down"]);
+    }
+
+    /// Polls `member`'s neighbour entry for `address` (reading only, no traffic) until
+    /// it holds `mac`; returns the time since `began`. Panics after `limit`.
+    pub fn watch_switch(
+        member: &NetNs,
+        address: IpAddr,
+        mac: [u8; 6],
+        began: Instant,
+        limit: Duration,
+    ) -> Duration {
+        let never = AtomicBool::new(false);
+        watch(member, (address, mac), began, limit, &never).expect("not abandoned")
+    }
+}
+
+/// [`Lan::watch_switch`], or `None` as soon as `abandoned` is set.
+fn watch(
+    member: &NetNs,
+    (address, mac): (IpAddr, [u8; 6]),
+    began: Instant,
+    limit: Duration,
+    abandoned: &AtomicBool,
+) -> Option<Duration> {
+    loop {
+        let entry = Lan::neighbour(member, address);
+        let seen = began.elapsed();
+        if entry.as_ref().and_then(|entry| entry.mac) == Some(mac) {
+            return Some(seen);
+        }
+        if abandoned.load(Ordering::Relaxed) {
+            return None;
+        }
+        assert!(
+            seen < limit,
+            "after {seen:?} {} still has {entry:?} for {address}",
+            member.name()
+        );
+    }
+}
+
+/// Runs `work` on `node` (see [`on_node`]) while another thread watches `client`'s
+/// entry for `address` until it holds `mac` ([`Lan::watch_switch`], at most `limit`).
+/// The clock starts at the instant `work` sends, right before the operation under test.
+/// Returns the time to the switch and `work`'s output. A panic of `work` stops the
+/// watcher and is the one reported.
+pub fn switch_during<F>(
+    node: &NetNs,
+    client: &NetNs,
+    target: (IpAddr, [u8; 6]),
+    limit: Duration,
+    work: impl FnOnce(Sender<Instant>) -> F,
+) -> (Duration, F::Output)
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let (began_tx, began_rx) = std::sync::mpsc::channel();
+    let work = work(began_tx);
+    let abandoned = &AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // The client is watched from another thread, so polling never delays the agent.
+        let watcher = scope.spawn(move || {
+            let began = began_rx.recv().ok()?;
+            watch(client, target, began, limit, abandoned)
+        });
+        let output = std::panic::catch_unwind(AssertUnwindSafe(|| on_node(node, work)));
+        abandoned.store(output.is_err(), Ordering::Relaxed);
+        let switched = watcher.join();
+        let output = output.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let switched = switched.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (switched.expect("the work started the clock"), output)
+    })
+}
+
+/// Runs `work` to completion on a new thread inside `node`'s namespace with the
+/// namespace's own `/sys` ([`NetNs::enter_as_host`]), on a current-thread tokio runtime
+/// (so every socket the agent opens, and every program it starts, is in that namespace);
+/// a panic in it fails the test. Tasks `work` spawns end with it.
+pub fn on_node<F>(node: &NetNs, work: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let _inside = node.enter_as_host();
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime")
+                    .block_on(work)
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// One ping from `from` to `to`; panics when it gets no answer within 2 s.
+pub fn ping(from: &NetNs, to: IpAddr) {
+    from.exec("ping", &["-c", "1", "-W", "2", &to.to_string()]);
 }
 
 impl Default for Lan {

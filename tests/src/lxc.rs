@@ -4,10 +4,13 @@
 //!   test's filesystem) and the subordinate uid/gid range `useradd` gives it; `userdel`
 //!   on drop. Users left by a killed test process are removed by the next
 //!   [`TestUser::new`].
-//! - [`Container`]: a busybox container made with `lxc-create -t busybox`, with no network
-//!   (`lxc.net.0.type = empty`, so no bridge is needed), privileged or owned by a
-//!   [`TestUser`] (unprivileged, with `lxc.idmap` from its subordinate ranges). On drop it is
-//!   killed (`lxc-stop -k`) and destroyed, as its owner.
+//! - [`Container`]: a busybox container made with `lxc-create -t busybox`, either with no
+//!   network (`lxc.net.0.type = empty`, so no bridge is needed), privileged or owned by a
+//!   [`TestUser`] (unprivileged, with `lxc.idmap` from its subordinate ranges), or
+//!   privileged with the network config a test gives, its `lxc-*` commands run inside a
+//!   test's network namespace ([`Container::busybox_in`]). Its init does not run the
+//!   template's `udhcpc`, which would flush static addresses. On drop it is killed
+//!   (`lxc-stop -k`) and destroyed, as its owner, in its namespace.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -15,6 +18,7 @@ use std::process::{Command, Stdio};
 
 use nix::unistd::{Gid, Uid, User, chown};
 
+use crate::netns::NetNs;
 use crate::run;
 
 const USER_PREFIX: &str = "hatu";
@@ -138,25 +142,48 @@ pub struct Container<'a> {
     name: String,
     lxcpath: PathBuf,
     owner: Option<&'a TestUser>,
+    /// Where its `lxc-*` commands run: LXC's command socket is an abstract Unix socket,
+    /// reachable only from the network namespace `lxc-start` ran in.
+    netns: Option<&'a NetNs>,
 }
 
 impl<'a> Container<'a> {
     /// `lxc-create -t busybox -n NAME -P LXCPATH` with no network, as `owner` (with its
     /// id map: unprivileged) or as root. `lxcpath` is created (owned by `owner`).
     pub fn busybox(name: &str, lxcpath: &Path, owner: Option<&'a TestUser>) -> Self {
-        std::fs::create_dir_all(lxcpath).expect("create lxcpath");
-        let base = lxcpath.join(format!(".{name}-base.conf"));
         let mut config = String::from("lxc.net.0.type = empty\n");
         if let Some(owner) = owner {
-            owner.give(lxcpath);
             config.push_str(&owner.idmap());
         }
+        Self::create(name, lxcpath, owner, None, &config)
+    }
+
+    /// A privileged busybox container with `network` (`lxc.net.*` lines) as its network
+    /// config, for starting inside `netns` (whose interfaces `lxc.net.N.link` names).
+    /// Its commands, on drop too, run in `netns`, so drop it before the namespace.
+    pub fn busybox_in(name: &str, lxcpath: &Path, netns: &'a NetNs, network: &str) -> Self {
+        Self::create(name, lxcpath, None, Some(netns), network)
+    }
+
+    fn create(
+        name: &str,
+        lxcpath: &Path,
+        owner: Option<&'a TestUser>,
+        netns: Option<&'a NetNs>,
+        config: &str,
+    ) -> Self {
+        std::fs::create_dir_all(lxcpath).expect("create lxcpath");
+        if let Some(owner) = owner {
+            owner.give(lxcpath);
+        }
+        let base = lxcpath.join(format!(".{name}-base.conf"));
         std::fs::write(&base, config).expect("write the base config");
         std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let container = Self {
             name: name.to_owned(),
             lxcpath: lxcpath.to_owned(),
             owner,
+            netns,
         };
         let status = container
             .command("lxc-create")
@@ -170,7 +197,21 @@ impl<'a> Container<'a> {
             "lxc-create {name} in {} failed: {status}",
             lxcpath.display()
         );
+        container.without_dhcp();
         container
+    }
+
+    /// Drops the `udhcpc` line from the template's `/etc/init.d/rcS`: with no DHCP server
+    /// it would flush the interface's static addresses and retry for ever.
+    fn without_dhcp(&self) {
+        let rcs = self.lxcpath.join(&self.name).join("rootfs/etc/init.d/rcS");
+        let script = std::fs::read_to_string(&rcs).expect("read the container's rcS");
+        let kept: String = script
+            .lines()
+            .filter(|line| !line.contains("udhcpc"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        std::fs::write(&rcs, kept).expect("write the container's rcS");
     }
 
     /// The pid of the container's init (as the host sees it), or `None` when stopped.
@@ -183,11 +224,16 @@ impl<'a> Container<'a> {
         String::from_utf8_lossy(&out.stdout).trim().parse().ok()
     }
 
-    /// `PROGRAM -n NAME -P LXCPATH`, as the owner.
+    /// `PROGRAM -n NAME -P LXCPATH`, as the owner, in the container's namespace.
     fn command(&self, program: &str) -> Command {
-        let mut command = match self.owner {
-            Some(owner) => owner.command(program),
-            None => Command::new(program),
+        let mut command = match (self.owner, self.netns) {
+            (Some(owner), _) => owner.command(program),
+            (None, Some(netns)) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns.name(), program]);
+                command
+            }
+            (None, None) => Command::new(program),
         };
         command
             .arg("-n")

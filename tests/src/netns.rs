@@ -10,7 +10,8 @@ use std::{
     sync::atomic::{AtomicU32, Ordering},
 };
 
-use nix::sched::{CloneFlags, setns};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, setns, unshare};
 
 use crate::run;
 
@@ -75,7 +76,36 @@ impl NetNs {
         let original = File::open("/proc/thread-self/ns/net").expect("open own netns");
         let target = File::open(format!("/run/netns/{}", self.name)).expect("open netns");
         setns(&target, CloneFlags::CLONE_NEWNET).expect("setns into test namespace");
-        Entered { original }
+        Entered {
+            original,
+            original_mounts: None,
+        }
+    }
+
+    /// Like [`NetNs::enter`], and the calling thread also gets a mount namespace of its
+    /// own whose `/sys` shows this namespace's interfaces, as under `ip netns exec`:
+    /// programs the thread starts that look interfaces up in `/sys/class/net` (LXC checks
+    /// a bridge there before attaching a veth) see a host of their own. Both are undone
+    /// when the guard drops.
+    pub fn enter_as_host(&self) -> Entered {
+        let original_mounts = File::open("/proc/thread-self/ns/mnt").expect("open own mntns");
+        let mut entered = self.enter();
+        // CLONE_NEWNS implies CLONE_FS: only this thread's root, cwd and mounts change.
+        unshare(CloneFlags::CLONE_NEWNS).expect("unshare the mount namespace");
+        entered.original_mounts = Some(original_mounts);
+        let none = None::<&str>;
+        mount(none, "/", none, MsFlags::MS_SLAVE | MsFlags::MS_REC, none)
+            .expect("make the thread's mounts slaves (nothing propagates back)");
+        umount2("/sys", MntFlags::MNT_DETACH).expect("detach the host's /sys");
+        mount(
+            Some(self.name.as_str()),
+            "/sys",
+            Some("sysfs"),
+            MsFlags::empty(),
+            none,
+        )
+        .expect("mount the namespace's sysfs");
+        entered
     }
 }
 
@@ -98,10 +128,15 @@ impl Drop for NetNs {
 #[derive(Debug)]
 pub struct Entered {
     original: File,
+    /// The thread's mount namespace before [`NetNs::enter_as_host`], if it changed.
+    original_mounts: Option<File>,
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
+        if let Some(mounts) = &self.original_mounts {
+            setns(mounts, CloneFlags::CLONE_NEWNS).expect("setns back to original mntns");
+        }
         setns(&self.original, CloneFlags::CLONE_NEWNET).expect("setns back to original netns");
     }
 }

@@ -4,7 +4,6 @@
 //!
 //! Run as root, one at a time: `cargo test -p ha-tests --test vip -- --test-threads=1`.
 
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
@@ -12,18 +11,13 @@ use ha_daemon::io::announce::{AnnounceCause, announce};
 use ha_daemon::resource::vip::{Vip, VipSettings};
 use ha_daemon::resource::{Agent, AgentError, Health};
 use ha_tests::Need;
-use ha_tests::lan::Lan;
+use ha_tests::lan::{Lan, on_node, ping, switch_during};
 use ha_tests::netns::NetNs;
 
 /// The issue's deadline for the client's neighbour entry to switch.
 const SWITCH_DEADLINE: Duration = Duration::from_millis(50);
 /// How long the test watches for the switch before giving up.
 const WATCH_LIMIT: Duration = Duration::from_secs(2);
-
-/// How long the client must have sent nothing before the takeover (so what it sends
-/// during the takeover counts), and how long to wait for that at most.
-const QUIET: Duration = Duration::from_secs(1);
-const QUIET_LIMIT: Duration = Duration::from_secs(8);
 
 const VIP_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 const VIP_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
@@ -178,61 +172,35 @@ fn a_missing_or_down_interface_is_refused_and_reported() {
     );
 }
 
-/// Node a holds `vip`, the client reaches it (so its neighbour entry is a's MAC, learnt
-/// the real way), node a goes down, the agent starts the address on node b; then the
+/// Node a holds `vip`, the client reaches it, node a goes down
+/// ([`Lan::client_learns_a`]; an experiment with a delayed schedule confirmed the switch
+/// comes from the announcement), the agent starts the address on node b; then the
 /// checks of the issue, and idempotence of start and stop.
 fn takeover(vip: IpAddr, prefix_len: u8) {
     let lan = Lan::new();
-    let (a_mac, b_mac) = (Lan::mac(&lan.a), Lan::mac(&lan.b));
-    lan.a.ip(&[
-        "addr",
-        "add",
-        &format!("{vip}/{prefix_len}"),
-        "dev",
-        Lan::IF,
-        "nodad",
-    ]);
-    Lan::wait_quiet(&lan.client, QUIET, QUIET_LIMIT);
-    ping(&lan.client, vip);
-    let before = Lan::neighbour(&lan.client, vip).expect("the client resolved the VIP");
-    assert_eq!(before.mac, Some(a_mac), "the client reached a: {before:?}");
-    // Node a fails. Its ARP reply to the ping is younger than the client's neigh
-    // locktime (1 s by default), during which Linux ignores ARP updates except gratuitous
-    // ones (net/ipv4/arp.c: `override = locktime passed || is_garp`; an experiment with a
-    // delayed schedule confirmed the switch comes from the announcement). So no waiting
-    // and no locktime change: the hardest case, a takeover right after the client talked
-    // to a. (IPv6 has no locktime; the NA's override flag does it.)
-    lan.a.ip(&["link", "set", Lan::IF, "down"]);
+    let b_mac = Lan::mac(&lan.b);
+    lan.client_learns_a(vip, prefix_len);
 
     let client_sent_before = Lan::tx_packets(&lan.client);
     let settings = VipSettings::new(Lan::IF, vip, prefix_len);
     let vip_agent = Vip::new(settings);
-    // The client is watched from another thread, so polling never delays the agent.
-    let (began_tx, began_rx) = std::sync::mpsc::channel();
-    let client = &lan.client;
-    let (switched, (started, one_round)) = std::thread::scope(|scope| {
-        let watcher = scope.spawn(move || {
-            let began = began_rx.recv().expect("the agent thread starts");
-            watch_switch(client, vip, b_mac, began)
+    let (switched, (started, one_round)) =
+        switch_during(&lan.b, &lan.client, (vip, b_mac), WATCH_LIMIT, |clock| {
+            let vip_agent = &vip_agent;
+            async move {
+                vip_agent.validate().await.expect("validate");
+                assert_eq!(vip_agent.monitor().await.expect("monitor"), Health::Stopped);
+                let began = Instant::now();
+                clock.send(began).expect("the watcher waits");
+                vip_agent.start().await.expect("start");
+                let started = began.elapsed();
+                let round = Instant::now();
+                announce(Lan::IF, vip, None, &[Duration::ZERO])
+                    .await
+                    .expect("a one-round announcement");
+                (started, round.elapsed())
+            }
         });
-        let agent = on_node(&lan.b, async {
-            vip_agent.validate().await.expect("validate");
-            assert_eq!(vip_agent.monitor().await.expect("monitor"), Health::Stopped);
-            let began = Instant::now();
-            began_tx.send(began).expect("the watcher waits");
-            vip_agent.start().await.expect("start");
-            let started = began.elapsed();
-            let round = Instant::now();
-            announce(Lan::IF, vip, None, &[Duration::ZERO])
-                .await
-                .expect("a one-round announcement");
-            (started, round.elapsed())
-        });
-        let switched = watcher
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (switched, agent)
-    });
     let client_sent_after = Lan::tx_packets(&lan.client);
     println!(
         "{vip}: start (address add + first announcement round) {started:?}; \
@@ -269,22 +237,6 @@ fn takeover(vip: IpAddr, prefix_len: u8) {
         0,
         "stop removed the address"
     );
-}
-
-/// Polls the client's neighbour entry for `vip` (reading only, no traffic) until it
-/// holds `mac`; returns the time since `began`. Panics after [`WATCH_LIMIT`].
-fn watch_switch(client: &NetNs, vip: IpAddr, mac: [u8; 6], began: Instant) -> Duration {
-    loop {
-        let entry = Lan::neighbour(client, vip);
-        let seen = began.elapsed();
-        if entry.as_ref().and_then(|entry| entry.mac) == Some(mac) {
-            return seen;
-        }
-        assert!(
-            seen < WATCH_LIMIT,
-            "after {seen:?} the client still has {entry:?} for {vip}"
-        );
-    }
 }
 
 /// `tcpdump` in a namespace, capturing a number of frames; stopped on drop unless
@@ -362,31 +314,4 @@ impl Drop for Capture {
 
 fn format_mac(mac: [u8; 6]) -> String {
     mac.map(|byte| format!("{byte:02x}")).join(":")
-}
-
-fn ping(from: &NetNs, to: IpAddr) {
-    from.exec("ping", &["-c", "1", "-W", "2", &to.to_string()]);
-}
-
-/// Runs `work` to completion on a new thread inside `node`'s namespace, on a
-/// current-thread tokio runtime (so every socket the agent opens is in that namespace);
-/// a panic in it fails the test.
-fn on_node<F>(node: &NetNs, work: F) -> F::Output
-where
-    F: Future + Send,
-    F::Output: Send,
-{
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let _inside = node.enter();
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("tokio runtime")
-                    .block_on(work)
-            })
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
 }

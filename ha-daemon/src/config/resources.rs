@@ -36,13 +36,14 @@
 //! lxc_start = "lxc-start"        # lxc: commands, absolute or from PATH
 //! lxc_stop = "lxc-stop"
 //! lxc_info = "lxc-info"
+//! announce_ms = [0, 50, 200, 1000]   # lxc: rounds for the container's static addresses
 //!
 //! [[resource]]
 //! name = "ip"
 //! agent = "vip"
 //! interface = "eth0"             # vip: required
 //! address = "192.0.2.10/24"      # vip: required, ADDRESS/PREFIX, IPv4 or IPv6
-//! announce_ms = [0, 50, 200, 1000]   # vip: gratuitous ARP / NA rounds after the add
+//! announce_ms = [0, 50, 200, 1000]   # vip, lxc: gratuitous ARP / NA rounds after start
 //!
 //! [[resource]]
 //! name = "app"
@@ -162,6 +163,7 @@ const AGENT_KEYS: &[(&str, &[&str])] = &[
             "lxc_start",
             "lxc_stop",
             "lxc_info",
+            "announce_ms",
         ],
     ),
     ("vip", &["interface", "address", "announce_ms"]),
@@ -349,6 +351,7 @@ impl RawResource {
                 lxc_start: at.program("lxc_start", &self.lxc_start, "lxc-start")?,
                 lxc_stop: at.program("lxc_stop", &self.lxc_stop, "lxc-stop")?,
                 lxc_info: at.program("lxc_info", &self.lxc_info, "lxc-info")?,
+                announce_schedule: at.schedule(&self.announce_ms)?,
             }),
             "vip" => {
                 let address = at.required("address", &self.address)?;
@@ -691,6 +694,7 @@ peer = "192.0.2.2"
         };
         assert_eq!(lxc.user.as_deref(), Some("web"));
         assert_eq!(lxc.stop_timeout, Duration::from_secs(50));
+        assert_eq!(lxc.announce_schedule, DEFAULT_SCHEDULE);
         assert_eq!(
             config.resources[3].agent,
             AgentSettings::Vip(VipSettings::new(
@@ -762,6 +766,14 @@ peer = "192.0.2.2"
             (
                 "name = \"x\"\nagent = \"vip\"\ninterface = \"eth0\"\naddress = \"192.0.2.10/24\"\nannounce_ms = [0, 200, 50]",
                 "cluster.toml:18:15: resource[0].announce_ms = [0, 200, 50]: must be 1 to 16 ascending offsets, each 0..=60000",
+            ),
+            (
+                "name = \"x\"\nagent = \"drbd\"\ndrbd_resource = \"r0\"\nannounce_ms = [0]",
+                "cluster.toml:17:15: resource[0].announce_ms: not a setting of agent drbd (only of lxc, vip)",
+            ),
+            (
+                "name = \"x\"\nagent = \"lxc\"\ncontainer = \"c\"\nlxcpath = \"/l\"\nannounce_ms = []",
+                "cluster.toml:18:15: resource[0].announce_ms = []: must be 1 to 16 ascending offsets, each 0..=60000",
             ),
             (
                 "name = \"x\"\nagent = \"mount\"\ndevice = \"dev/sdb\"\nmountpoint = \"/m\"\nfstype = \"ext4\"",

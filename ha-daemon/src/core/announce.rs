@@ -19,6 +19,7 @@
 //! valid on links whose drivers do not pad short frames.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 /// An Ethernet (EUI-48) hardware address.
 pub type Mac = [u8; 6];
@@ -57,6 +58,18 @@ pub enum ArpForm {
     Request,
     /// ARP reply (operation 2), target hardware address equal to the sender's.
     Reply,
+}
+
+/// Checks an announcement schedule (offsets from the start): non-empty, so neighbours
+/// do learn the new MAC, and ascending. The text names the problem.
+pub fn check_schedule(schedule: &[Duration]) -> Result<(), String> {
+    if schedule.is_empty() {
+        return Err("announce_schedule is empty (neighbours would keep the old MAC)".into());
+    }
+    if schedule.windows(2).any(|pair| pair[0] > pair[1]) {
+        return Err(format!("announce_schedule {schedule:?} is not ascending"));
+    }
+    Ok(())
 }
 
 /// The frames of one announcement round for `address` owned by `mac`: both ARP forms

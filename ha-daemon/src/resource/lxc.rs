@@ -10,15 +10,29 @@
 //! - `start_timeout` (default 30 s): from `lxc-start` until the container is RUNNING.
 //! - `stop_timeout` (default 30 s): given to `lxc-stop -t` (rounded up to whole seconds).
 //! - `lxc_start`, `lxc_stop`, `lxc_info` (default: the names, looked up in `PATH`).
+//! - `announce_schedule` (default [`DEFAULT_SCHEDULE`]: 0, 50, 200, 1000 ms): when to
+//!   announce the container's static addresses, as offsets from the moment `start` sees
+//!   it RUNNING; non-empty and ascending.
 //!
 //! Behaviour:
 //! - `start`: `lxc-info -s` says RUNNING -> nothing; STOPPED -> `lxc-start -n NAME -P
 //!   LXCPATH -d`, then poll `lxc-info` until RUNNING; STARTING -> poll; any other state
 //!   (FROZEN, STOPPING, ...) -> refused. Not RUNNING within `start_timeout` -> an error
-//!   with the last state seen and where the container's log is.
-//! - `stop`: STOPPED -> nothing; else `lxc-stop -t SECS`; if that fails or outlives
-//!   `stop_timeout` (plus a margin), `lxc-stop -k`; then STOPPED must follow within
-//!   [`KILL_WAIT`], else an error with what each attempt said and the last state.
+//!   with the last state seen and where the container's log is. Once RUNNING, every
+//!   static address of the container's config ([`container_addresses`]: veth on a host
+//!   bridge, `lxc.net.N.hwaddr`, `lxc.net.N.ipv4.address` / `ipv6.address`) is announced
+//!   on its `lxc.net.N.link` from the container's MAC ([`crate::io::announce`]: gratuitous
+//!   ARP in both forms, or an unsolicited NA), on the schedule, so neighbours that knew
+//!   the address at the other node's container switch at once. A start that finds the
+//!   container RUNNING announces again, as the `vip` agent does: a start retried after a
+//!   crash or timeout between RUNNING and the first announcement must still move the
+//!   neighbours, and announcing what this node runs only restates the truth. An
+//!   announcement that fails (no such bridge, ...) fails `start` naming the address and
+//!   the bridge; the container stays running (the engine's rollback stops it).
+//! - `stop`: cancels pending announcements; STOPPED -> nothing; else `lxc-stop -t
+//!   SECS`; if that fails or outlives `stop_timeout` (plus a margin), `lxc-stop -k`; then
+//!   STOPPED must follow within [`KILL_WAIT`], else an error with what each attempt said
+//!   and the last state.
 //! - A container `lxc-info` says "doesn't exist" is neither running nor defined (LXC
 //!   finds running containers by their command socket, config or not): typically its
 //!   lxcpath is on a filesystem not mounted on this node. It counts as stopped for
@@ -29,8 +43,8 @@
 //! - `validate`: the settings, the user and the three commands; not the container, whose
 //!   lxcpath may be on a filesystem that is not mounted yet.
 //!
-//! After `start`, [`LxcAgent::addresses`] gives the container's configured static
-//! addresses with their MACs ([`config`]), for announcing them with gratuitous ARP.
+//! The announcements go out in the network namespace of the thread that polls `start`,
+//! where the `lxc-*` commands run too: the host bridges must be there.
 //!
 //! Errors are [`LxcError`]: the container and a [`Cause`] to match on. [`config`],
 //! [`state`] and [`error`] are pure; this file runs the commands. Unprivileged containers
@@ -44,9 +58,11 @@ pub mod state;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use tokio::task::AbortHandle;
 use tokio::time::timeout;
 
 pub use self::config::{ContainerAddress, container_addresses};
@@ -54,6 +70,9 @@ pub use self::error::{Cause, LxcError};
 use self::state::{LxcState, StartStep, parse_info_state, start_step, state_of_failed_info};
 use super::command::{Invocation, Outcome, RunAs};
 use super::{Agent, AgentError, Health};
+use crate::core::announce::check_schedule;
+pub use crate::io::announce::DEFAULT_SCHEDULE;
+use crate::io::announce::announce;
 
 /// Settings of one `lxc` resource.
 #[derive(Clone, Debug, PartialEq)]
@@ -74,6 +93,9 @@ pub struct LxcSettings {
     pub lxc_stop: PathBuf,
     /// The `lxc-info` program.
     pub lxc_info: PathBuf,
+    /// When to announce the container's static addresses once it is RUNNING, as
+    /// ascending offsets; default [`DEFAULT_SCHEDULE`].
+    pub announce_schedule: Vec<Duration>,
 }
 
 impl LxcSettings {
@@ -82,7 +104,8 @@ impl LxcSettings {
     /// The default `stop_timeout`.
     pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
-    /// Settings with the defaults: the daemon's user, default timeouts, commands from `PATH`.
+    /// Settings with the defaults: the daemon's user, default timeouts, commands from
+    /// `PATH`, the default announcement schedule.
     pub fn new(name: &str, lxcpath: impl Into<PathBuf>) -> Self {
         LxcSettings {
             name: name.to_owned(),
@@ -93,6 +116,7 @@ impl LxcSettings {
             lxc_start: PathBuf::from("lxc-start"),
             lxc_stop: PathBuf::from("lxc-stop"),
             lxc_info: PathBuf::from("lxc-info"),
+            announce_schedule: DEFAULT_SCHEDULE.to_vec(),
         }
     }
 }
@@ -108,12 +132,17 @@ pub const KILL_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct LxcAgent {
     settings: LxcSettings,
+    /// The announcements still pending from the last start; aborted by stop and drop.
+    pending: Mutex<Vec<AbortHandle>>,
 }
 
 impl LxcAgent {
     /// An agent for these settings; nothing is checked before [`Agent::validate`].
     pub fn new(settings: LxcSettings) -> Self {
-        LxcAgent { settings }
+        LxcAgent {
+            settings,
+            pending: Mutex::new(Vec::new()),
+        }
     }
 
     /// The container's config file, `LXCPATH/NAME/config`.
@@ -126,10 +155,44 @@ impl LxcAgent {
 
     /// The container's configured static addresses and MACs (see [`container_addresses`]).
     pub async fn addresses(&self) -> Result<Vec<ContainerAddress>, LxcError> {
+        self.read_addresses()
+            .await
+            .map_err(|cause| self.error(cause))
+    }
+
+    async fn read_addresses(&self) -> Result<Vec<ContainerAddress>, Cause> {
         let path = self.config_path();
         match tokio::fs::read_to_string(&path).await {
             Ok(text) => Ok(container_addresses(&text)),
-            Err(source) => Err(self.error(Cause::Config { path, source })),
+            Err(source) => Err(Cause::Config { path, source }),
+        }
+    }
+
+    /// Announces every static address of the container on its link from its MAC, first
+    /// rounds now, and keeps the pending rounds (aborting those of an earlier start).
+    /// Stops at the first address that cannot be announced; the rounds of the ones
+    /// before it stay pending, for stop to abort.
+    async fn announce_addresses(&self) -> Result<(), Cause> {
+        self.abort_pending();
+        let addresses = self.read_addresses().await?;
+        let schedule = &self.settings.announce_schedule;
+        for found in addresses {
+            let handle = announce(&found.link, found.address, Some(found.mac), schedule)
+                .await
+                .map_err(Cause::Announce)?;
+            self.pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(handle);
+        }
+        Ok(())
+    }
+
+    fn abort_pending(&self) {
+        let pending =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        for handle in pending {
+            handle.abort();
         }
     }
 
@@ -291,13 +354,19 @@ impl Agent for LxcAgent {
 
     fn start(&self) -> BoxFuture<'_, Result<(), AgentError>> {
         Box::pin(async move {
-            let started = self.start_container().await;
-            started.map_err(|cause| AgentError::failed(self.error(cause)))
+            let started = async {
+                self.start_container().await?;
+                self.announce_addresses().await
+            };
+            started
+                .await
+                .map_err(|cause| AgentError::failed(self.error(cause)))
         })
     }
 
     fn stop(&self) -> BoxFuture<'_, Result<(), AgentError>> {
         Box::pin(async move {
+            self.abort_pending();
             let stopped = self.stop_container().await;
             stopped.map_err(|cause| AgentError::failed(self.error(cause)))
         })
@@ -311,6 +380,12 @@ impl Agent for LxcAgent {
                 Err(cause) => Err(AgentError::failed(self.error(cause))),
             }
         })
+    }
+}
+
+impl Drop for LxcAgent {
+    fn drop(&mut self) {
+        self.abort_pending();
     }
 }
 
@@ -343,7 +418,7 @@ fn check_settings(settings: &LxcSettings) -> Result<(), String> {
             return Err(format!("{setting} is zero"));
         }
     }
-    Ok(())
+    check_schedule(&settings.announce_schedule)
 }
 
 /// `lxc-stop -t` takes whole seconds: rounds up, at least 1.

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::state::LxcState;
+use crate::io::announce::AnnounceError;
 use crate::resource::command::SpawnError;
 
 /// A failed `lxc` agent operation: the container and the cause. Prints as
@@ -71,6 +72,10 @@ pub enum Cause {
         /// The last state seen, or why none was.
         last: String,
     },
+    /// A static address of the running container could not be announced; the error
+    /// names the address and the bridge.
+    #[error("running, but {0}")]
+    Announce(#[source] AnnounceError),
     /// The container's config file could not be read.
     #[error("reading {path}: {source}")]
     Config {

@@ -27,6 +27,7 @@ fn stop_timeouts_round_up_to_whole_seconds() {
 #[test]
 fn settings_checks_name_the_setting() {
     assert_eq!(check_settings(&settings()), Ok(()));
+    assert_eq!(settings().announce_schedule, DEFAULT_SCHEDULE);
     for name in ["", "a/b", ".."] {
         let mut s = settings();
         s.name = name.into();
@@ -41,6 +42,15 @@ fn settings_checks_name_the_setting() {
     let mut s = settings();
     s.stop_timeout = Duration::ZERO;
     assert_eq!(check_settings(&s), Err("stop_timeout is zero".into()));
+    let mut s = settings();
+    s.announce_schedule.clear();
+    assert!(
+        check_settings(&s)
+            .unwrap_err()
+            .contains("announce_schedule is empty")
+    );
+    s.announce_schedule = [0, 200, 50].map(Duration::from_millis).to_vec();
+    assert!(check_settings(&s).unwrap_err().contains("not ascending"));
 }
 
 #[test]
@@ -112,7 +122,9 @@ async fn a_failing_lxc_info_makes_monitor_failed_and_start_an_error() {
     assert!(error.to_string().contains("exited with 1"), "{error}");
 }
 
-/// Fake `lxc-info`/`lxc-start`/`lxc-stop` scripts over a state file, logging each call.
+/// Fake `lxc-info`/`lxc-start`/`lxc-stop` scripts over a state file, logging each call,
+/// and the container's config (no network unless [`FakeLxc::config`] says otherwise) in
+/// the fake's directory, which is the lxcpath.
 struct FakeLxc {
     dir: PathBuf,
 }
@@ -126,6 +138,8 @@ impl FakeLxc {
         let state = dir.join("state");
         let log = dir.join("log");
         std::fs::write(&state, initial).unwrap();
+        std::fs::create_dir(dir.join("web")).unwrap();
+        std::fs::write(dir.join("web/config"), "lxc.net.0.type = empty\n").unwrap();
         let script = |name: &str, body: String| {
             use std::os::unix::fs::PermissionsExt;
             let path = dir.join(name);
@@ -149,8 +163,13 @@ impl FakeLxc {
         FakeLxc { dir }
     }
 
+    fn config(&self, text: &str) {
+        std::fs::write(self.dir.join("web/config"), text).unwrap();
+    }
+
     fn settings(&self) -> LxcSettings {
         let mut s = settings();
+        s.lxcpath.clone_from(&self.dir);
         s.lxc_info = self.dir.join("info");
         s.lxc_start = self.dir.join("start");
         s.lxc_stop = self.dir.join("stop");
@@ -162,7 +181,7 @@ impl FakeLxc {
         std::fs::read_to_string(self.dir.join("log"))
             .unwrap_or_default()
             .lines()
-            .map(|line| line.replace(" -n web -P /srv/ha/lxc", ""))
+            .map(|line| line.replace(&format!(" -n web -P {}", self.dir.display()), ""))
             .collect()
     }
 }
@@ -185,6 +204,47 @@ async fn start_launches_once_and_then_does_nothing() {
 }
 
 #[tokio::test]
+async fn an_address_that_cannot_be_announced_fails_start_naming_it_and_the_bridge() {
+    let fake = FakeLxc::new("announce", "STOPPED", "echo RUNNING > STATE", "exit 1");
+    fake.config(
+        "lxc.net.0.type = veth\nlxc.net.0.link = hat-none0\n\
+         lxc.net.0.hwaddr = 02:00:00:00:00:50\nlxc.net.0.ipv4.address = 192.0.2.50/24\n",
+    );
+    let agent = LxcAgent::new(fake.settings());
+    let error = agent.start().await.unwrap_err();
+    let AgentError::Failed(inner) = &error else {
+        panic!("not a failure: {error}");
+    };
+    let lxc = inner.downcast_ref::<LxcError>().expect("an LxcError");
+    assert!(matches!(lxc.cause, Cause::Announce(_)), "{error}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "container web in {}: running, but announcing 192.0.2.50 on hat-none0: no such \
+             interface",
+            fake.dir.display()
+        )
+    );
+    assert_eq!(
+        fake.calls(),
+        ["info -s", "start -d", "info -s"],
+        "the container is left running"
+    );
+    assert_eq!(agent.monitor().await.unwrap(), Health::Running);
+}
+
+#[tokio::test]
+async fn a_missing_config_fails_start_after_running() {
+    let fake = FakeLxc::new("noconfig", "RUNNING", "exit 0", "exit 1");
+    std::fs::remove_file(fake.dir.join("web/config")).unwrap();
+    let error = LxcAgent::new(fake.settings()).start().await.unwrap_err();
+    assert!(
+        error.to_string().contains("web/config: No such file"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn a_container_that_never_runs_times_out_with_its_last_state_and_a_hint() {
     let fake = FakeLxc::new("timeout", "STOPPED", "exit 0", "exit 1");
     let mut s = fake.settings();
@@ -194,10 +254,8 @@ async fn a_container_that_never_runs_times_out_with_its_last_state_and_a_hint() 
         error.contains("not RUNNING within 300ms (last: STOPPED)"),
         "{error}"
     );
-    assert!(
-        error.contains("lxc-start -n web -P /srv/ha/lxc -F"),
-        "{error}"
-    );
+    let command = format!("lxc-start -n web -P {} -F", fake.dir.display());
+    assert!(error.contains(&command), "{error}");
 }
 
 #[tokio::test]

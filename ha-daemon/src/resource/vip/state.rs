@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use super::netlink::Link;
 use super::{VipCause, VipSettings};
+use crate::core::announce::check_schedule;
 use crate::resource::Health;
 
 /// Whether the configured address is on the interface.
@@ -99,14 +100,7 @@ pub(super) fn check_settings(settings: &VipSettings) -> Result<(), String> {
             settings.prefix_len
         ));
     }
-    let schedule = &settings.announce_schedule;
-    if schedule.is_empty() {
-        return Err("announce_schedule is empty (neighbours would keep the old MAC)".into());
-    }
-    if schedule.windows(2).any(|pair| pair[0] > pair[1]) {
-        return Err(format!("announce_schedule {schedule:?} is not ascending"));
-    }
-    Ok(())
+    check_schedule(&settings.announce_schedule)
 }
 
 #[cfg(test)]
