@@ -294,6 +294,11 @@ fn drbd_emu_replicates_refuses_and_fails_over() {
         !backing.contains(path_str(&dir_b)),
         "down detaches the loop device"
     );
+    assert_eq!(
+        run("blockdev", &["--getro", path_str(&loop_b)]).trim(),
+        "0",
+        "down leaves the loop device read-only for its next user"
+    );
     assert_refused(
         &b.drbdadm(&["status", "r0"]),
         10,

@@ -210,6 +210,11 @@ impl Drop for EmuNode {
             let _ = child.wait();
         }
         if let Some(loop_device) = attached_loop(&self.dir.device(), &self.dir.fuse_file()) {
+            // The read-only flag of a secondary outlives the detach: clear it first.
+            let _ = Command::new("blockdev")
+                .arg("--setrw")
+                .arg(&loop_device)
+                .status();
             let _ = Command::new("losetup").arg("-d").arg(loop_device).status();
         }
         if is_mounted(&self.dir.fuse_dir()) {

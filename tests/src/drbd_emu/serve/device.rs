@@ -108,8 +108,11 @@ impl Session {
     }
 
     /// Stops the link, detaches the loop device, unmounts FUSE (lazily if the loop
-    /// device is still busy), removes `<node>/device`.
+    /// device is still busy), removes `<node>/device`. The loop device is made writable
+    /// first: its read-only flag outlives the detach, and the next user of that loop
+    /// device (another test's mkfs) would get EPERM.
     pub(super) fn stop(self, shared: &Shared) -> Result<(), EmuError> {
+        self.set_writable(true);
         self.link.stop();
         let _ = std::fs::remove_file(shared.node.device());
         let detached = program("losetup", &[OsStr::new("-d"), self.loop_device.as_os_str()]);
