@@ -19,6 +19,10 @@
 //! # where the kernel programs, their links and maps are pinned so they outlive a
 //! # crashed daemon; default /sys/fs/bpf/ha-daemon/cluster-<cluster_id>-node-<node_id>
 //! bpf_pin_directory = "/sys/fs/bpf/ha-daemon/cluster-7-node-1"
+//! # the control socket of `ha-daemon status` and `events`; default
+//! # /run/ha-daemon/cluster-<cluster_id>-node-<node_id>.sock
+//! control_socket = "/run/ha-daemon/cluster-7-node-1.sock"
+//! control_group = "hacluster"    # may also use it (default: root only)
 //! ebpf = true            # false: userspace evidence only (degraded; for tests and
 //!                        # machines without BPF)
 //! replication_ports = "7788-7799"           # "PORT" or "FIRST-LAST"
@@ -97,6 +101,10 @@ pub struct Config {
     pub key_file: PathBuf,
     /// Absolute directory (on a bpffs) where the kernel side is pinned.
     pub bpf_pin_directory: PathBuf,
+    /// Absolute path of the control socket.
+    pub control_socket: PathBuf,
+    /// A group whose members may use the control socket besides root.
+    pub control_group: Option<String>,
     /// Use the eBPF programs (default); `false` runs on userspace evidence only.
     pub ebpf: bool,
     /// UDP/TCP ports of the replication traffic that counts as evidence of the peer.
@@ -239,6 +247,8 @@ struct RawConfig {
     peer_node_id: Spanned<i64>,
     key_file: Spanned<String>,
     bpf_pin_directory: Option<Spanned<String>>,
+    control_socket: Option<Spanned<String>>,
+    control_group: Option<Spanned<String>>,
     ebpf: Option<Spanned<bool>>,
     replication_ports: Option<Spanned<String>>,
     heartbeat: Option<RawHeartbeat>,
@@ -310,6 +320,21 @@ impl RawConfig {
                 "/sys/fs/bpf/ha-daemon/cluster-{cluster_id}-node-{node_id}"
             )),
         };
+        let control_socket = match &self.control_socket {
+            Some(path) if !path.get_ref().starts_with('/') => {
+                return Err(source.invalid("control_socket", path, "must be an absolute path"));
+            }
+            Some(path) => PathBuf::from(path.get_ref()),
+            None => PathBuf::from(format!(
+                "/run/ha-daemon/cluster-{cluster_id}-node-{node_id}.sock"
+            )),
+        };
+        let control_group = match &self.control_group {
+            Some(group) if group.get_ref().is_empty() => {
+                return Err(source.invalid("control_group", group, "must not be empty"));
+            }
+            group => group.as_ref().map(|group| group.get_ref().clone()),
+        };
         let heartbeat_raw = self.heartbeat.unwrap_or_default();
         let heartbeat = heartbeat_raw.to_settings(source)?;
         let replication_ports = match &self.replication_ports {
@@ -363,6 +388,8 @@ impl RawConfig {
             peer_node_id,
             key_file,
             bpf_pin_directory,
+            control_socket,
+            control_group,
             ebpf: self.ebpf.is_none_or(Spanned::into_inner),
             replication_ports,
             heartbeat,
@@ -645,6 +672,7 @@ node_id = 1
 peer_node_id = 2
 key_file = "/etc/ha-daemon/cluster.key"
 replication_ports = "7788-7799"
+control_group = "hacluster"
 
 [heartbeat]
 interval_ms = 5
@@ -715,6 +743,8 @@ peer = "2001:db8::2"
                 peer_node_id: 2,
                 key_file: PathBuf::from("/etc/ha-daemon/cluster.key"),
                 bpf_pin_directory: PathBuf::from("/sys/fs/bpf/ha-daemon/cluster-7-node-1"),
+                control_socket: PathBuf::from("/run/ha-daemon/cluster-7-node-1.sock"),
+                control_group: Some("hacluster".to_owned()),
                 ebpf: true,
                 replication_ports: 7788..=7799,
                 heartbeat: HeartbeatSettings::default(),
@@ -739,6 +769,11 @@ peer = "2001:db8::2"
     fn optional_keys_take_their_defaults() {
         let config = parse(&format!("{ROOT}{LINK}")).expect("valid");
         assert_eq!(config.replication_ports, DEFAULT_REPLICATION_PORTS);
+        assert_eq!(
+            config.control_socket,
+            PathBuf::from("/run/ha-daemon/cluster-7-node-1.sock")
+        );
+        assert_eq!(config.control_group, None);
         assert_eq!(config.heartbeat, HeartbeatSettings::default());
         assert_eq!(config.detector, DetectorConfig::default());
         assert_eq!(
@@ -856,12 +891,21 @@ peer = "2001:db8::2"
             (
                 &format!("{ROOT}colour = 1\n{LINK}"),
                 "cluster.toml:5:1: colour: unknown field `colour`, expected one of `cluster_id`, \
-                 `node_id`, `peer_node_id`, `key_file`, `bpf_pin_directory`, `ebpf`, \
+                 `node_id`, `peer_node_id`, `key_file`, `bpf_pin_directory`, `control_socket`, \
+                 `control_group`, `ebpf`, \
                  `replication_ports`, `heartbeat`, `detector`, `realtime`, `link`, `group`, `resource`",
             ),
             (
                 &format!("{ROOT}bpf_pin_directory = \"bpf\"\n{LINK}"),
                 "cluster.toml:5:21: bpf_pin_directory = \"bpf\": must be an absolute path",
+            ),
+            (
+                &format!("{ROOT}control_socket = \"ha.sock\"\n{LINK}"),
+                "cluster.toml:5:18: control_socket = \"ha.sock\": must be an absolute path",
+            ),
+            (
+                &format!("{ROOT}control_group = \"\"\n{LINK}"),
+                "cluster.toml:5:17: control_group = \"\": must not be empty",
             ),
             (
                 &format!("{ROOT}[realtime]\nnice = 1\n{LINK}"),
