@@ -60,6 +60,22 @@ pub enum Command {
     },
     /// Attach the kernel evidence counters to links and print them live.
     Counters(CountersArgs),
+    /// Ask the running daemon for its status: peer, links (dead time, loss, evidence
+    /// age), evidence mode, resources.
+    Status {
+        /// The node's configuration file (names the control socket).
+        #[arg(long, short, default_value = "/etc/ha-daemon/cluster.toml")]
+        config: std::path::PathBuf,
+        /// Print the JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow the running daemon's events, one JSON object per line, until Ctrl-C.
+    Events {
+        /// The node's configuration file (names the control socket).
+        #[arg(long, short, default_value = "/etc/ha-daemon/cluster.toml")]
+        config: std::path::PathBuf,
+    },
     /// Start, stop or survey the resource group by hand, printing the per-step timeline.
     /// For setup and recovery while the daemon is not running: nothing here checks the
     /// peer, so starting the group while the peer holds it is the operator's mistake.

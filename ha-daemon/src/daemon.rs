@@ -1,21 +1,26 @@
 //! `ha-daemon run`: load the configuration and the key, validate the resource group,
-//! lock memory, start the detection thread, survey the resource group (adopting it,
-//! untouched, when it is already fully running, and then watching it), and write every
-//! detector event and group report to stdout as one JSON object per line until SIGTERM
-//! or SIGINT. (Cluster logic and the control socket build on this.)
+//! bind the control socket, lock memory, start the detection thread, survey the resource
+//! group (adopting it, untouched, when it is already fully running, and then watching
+//! it), and write every detector event and group report to stdout, and to `events`
+//! clients of the control socket, as one JSON object per line until SIGTERM or SIGINT.
+//! (Cluster logic builds on this.)
 
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::{
     config::{Config, ConfigError},
+    control::{
+        server::{ControlError, ControlSocket, StatusQuery},
+        status::{DetectionStatus, Status},
+    },
     core::supervision::Survey,
     detection::{Detection, DetectionError, EvidenceMode, Report},
     io::{clock, key_file, realtime},
-    resource::{build::group_from, supervise},
+    resource::{build::group_from, group::ResourceGroup, supervise},
 };
 
 /// Why the daemon stopped with an error.
@@ -36,6 +41,28 @@ pub enum DaemonError {
     /// A resource failed validation (every failure, one per line).
     #[error("invalid resources:\n  {}", .0.join("\n  "))]
     Resources(Vec<String>),
+    /// The control socket could not be set up (or another daemon holds it).
+    #[error("{0}")]
+    Control(#[from] ControlError),
+}
+
+/// Everything the daemon prints goes to stdout and to the control socket's `events`
+/// clients.
+struct Output {
+    events: broadcast::Sender<String>,
+}
+
+impl Output {
+    fn emit(&self, line: impl serde::Serialize) {
+        match serde_json::to_string(&line) {
+            Ok(line) => {
+                println!("{line}");
+                // No events client listening is fine.
+                let _ = self.events.send(line);
+            }
+            Err(error) => error!(%error, "cannot encode a report"),
+        }
+    }
 }
 
 /// Runs the daemon with the configuration at `path`.
@@ -46,14 +73,91 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
     group.validate().await.map_err(|errors| {
         DaemonError::Resources(errors.iter().map(ToString::to_string).collect())
     })?;
-    let supervision = config.group;
+    let control = ControlSocket::bind(&config.control_socket, config.control_group.as_deref())?;
     if config.realtime.lock_memory {
         match realtime::lock_memory() {
             Ok(()) => info!("memory locked (mlockall)"),
             Err(error) => warn!(%error, "could not lock memory"),
         }
     }
+    let identity = (config.cluster_id, config.node_id, config.peer_node_id);
+    let supervision = config.group;
     let (reports_tx, mut reports) = mpsc::unbounded_channel::<Report>();
+    let (detection_status, status_requests) = mpsc::unbounded_channel();
+    let (thread, mode) = start_detection(config, key, reports_tx, status_requests)?;
+    match &mode {
+        EvidenceMode::Ebpf { pinned, adopted } => info!(
+            pinned,
+            adopted, "kernel evidence: eBPF counters and echo reflector attached"
+        ),
+        EvidenceMode::Userspace { reason } => {
+            warn!(%reason, "DEGRADED: no kernel evidence, userspace socket timestamps only");
+        }
+    }
+    let output = Output {
+        events: broadcast::channel(1024).0,
+    };
+    output.emit(serde_json::json!({ "monotonic_ns": clock::monotonic_ns(), "started": mode }));
+
+    let (survey, report) = supervise::survey(&group).await;
+    output.emit(serde_json::json!({ "monotonic_ns": clock::monotonic_ns(), "resources": report }));
+    let (group_tx, mut group_reports) = mpsc::unbounded_channel();
+    if survey == Survey::Running {
+        info!("resource group already running: adopted as it is");
+        let group = Arc::clone(&group);
+        tokio::spawn(async move { supervise::supervise(&group, supervision, group_tx).await });
+    }
+
+    let (queries_tx, mut queries) = mpsc::unbounded_channel::<StatusQuery>();
+    let serving = control.serve(queries_tx, output.events.clone());
+    tokio::pin!(serving);
+    let evidence = match &mode {
+        EvidenceMode::Ebpf { .. } => "ebpf",
+        EvidenceMode::Userspace { .. } => "userspace (degraded)",
+    };
+    let started = tokio::time::Instant::now();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|error| DaemonError::Thread(error.to_string()))?;
+    loop {
+        tokio::select! {
+            report = reports.recv() => match report {
+                Some(report) => output.emit(report),
+                None => {
+                    let _ = thread.join();
+                    return Err(DaemonError::Thread("stopped".into()));
+                }
+            },
+            Some(report) = group_reports.recv() => output.emit(report),
+            Some(reply) = queries.recv() => {
+                let asked = StatusAsked {
+                    identity,
+                    evidence,
+                    uptime_s: started.elapsed().as_secs_f64(),
+                    detection: detection_status.clone(),
+                    group: Arc::clone(&group),
+                };
+                tokio::spawn(asked.answer(reply));
+            }
+            () = &mut serving => {}
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    info!("stopping");
+    // Closing the channel ends the detection loop, which drops (detaches) the programs.
+    drop(reports);
+    let _ = thread.join();
+    Ok(())
+}
+
+/// Starts the detection thread (SCHED_FIFO when configured) and waits until detection
+/// runs; returns the thread and the evidence mode it runs in.
+fn start_detection(
+    config: Config,
+    key: crate::core::wire::HeartbeatKey,
+    reports: mpsc::UnboundedSender<Report>,
+    status: mpsc::UnboundedReceiver<oneshot::Sender<DetectionStatus>>,
+) -> Result<(std::thread::JoinHandle<()>, EvidenceMode), DaemonError> {
     let (started_tx, started) = std::sync::mpsc::channel();
     let realtime = config.realtime;
     let thread = std::thread::Builder::new()
@@ -84,7 +188,7 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
                 match Detection::start(config, key, clock::now()) {
                     Ok((detection, edges, mode)) => {
                         let _ = started_tx.send(Ok(mode));
-                        detection.run(edges, reports_tx).await;
+                        detection.run(edges, reports, status).await;
                     }
                     Err(error) => {
                         let _ = started_tx.send(Err(error.into()));
@@ -96,57 +200,43 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
     let mode = started
         .recv()
         .map_err(|_| DaemonError::Thread("exited during start".into()))??;
-    match &mode {
-        EvidenceMode::Ebpf { pinned, adopted } => info!(
-            pinned,
-            adopted, "kernel evidence: eBPF counters and echo reflector attached"
-        ),
-        EvidenceMode::Userspace { reason } => {
-            warn!(%reason, "DEGRADED: no kernel evidence, userspace socket timestamps only");
-        }
-    }
-    println!(
-        "{}",
-        serde_json::json!({ "monotonic_ns": clock::monotonic_ns(), "started": mode })
-    );
+    Ok((thread, mode))
+}
 
-    let (survey, report) = supervise::survey(&group).await;
-    println!(
-        "{}",
-        serde_json::json!({ "monotonic_ns": clock::monotonic_ns(), "resources": report })
-    );
-    let (group_tx, mut group_reports) = mpsc::unbounded_channel();
-    if survey == Survey::Running {
-        info!("resource group already running: adopted as it is");
-        let group = Arc::clone(&group);
-        tokio::spawn(async move { supervise::supervise(&group, supervision, group_tx).await });
-    }
+/// What a status answer is made of; answered on its own task, so a slow resource
+/// monitor never holds up the event stream.
+struct StatusAsked {
+    identity: (u32, u16, u16),
+    evidence: &'static str,
+    uptime_s: f64,
+    detection: mpsc::UnboundedSender<oneshot::Sender<DetectionStatus>>,
+    group: Arc<ResourceGroup>,
+}
 
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|error| DaemonError::Thread(error.to_string()))?;
-    loop {
-        tokio::select! {
-            report = reports.recv() => match report {
-                Some(report) => match serde_json::to_string(&report) {
-                    Ok(line) => println!("{line}"),
-                    Err(error) => error!(%error, "cannot encode event"),
-                },
-                None => {
-                    let _ = thread.join();
-                    return Err(DaemonError::Thread("stopped".into()));
-                }
-            },
-            Some(report) = group_reports.recv() => match serde_json::to_string(&report) {
-                Ok(line) => println!("{line}"),
-                Err(error) => error!(%error, "cannot encode group report"),
-            },
-            _ = terminate.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
+impl StatusAsked {
+    async fn answer(self, reply: StatusQuery) {
+        let (ask, detection) = oneshot::channel();
+        if self.detection.send(ask).is_err() {
+            return;
         }
+        let Ok(detection) = detection.await else {
+            return;
+        };
+        let resources = if self.group.members().is_empty() {
+            None
+        } else {
+            let (_, report) = supervise::survey(&self.group).await;
+            serde_json::to_value(report).ok()
+        };
+        let (cluster_id, node_id, peer_node_id) = self.identity;
+        let _ = reply.send(Status {
+            cluster_id,
+            node_id,
+            peer_node_id,
+            evidence: self.evidence.to_owned(),
+            uptime_s: self.uptime_s,
+            detection,
+            resources,
+        });
     }
-    info!("stopping");
-    // Closing the channel ends the detection loop, which drops (detaches) the programs.
-    drop(reports);
-    let _ = thread.join();
-    Ok(())
 }

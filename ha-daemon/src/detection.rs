@@ -19,11 +19,12 @@
 use std::{sync::Arc, time::Duration};
 
 use ha_common::{Counters, echo};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::{
     config::Config,
+    control::status::{DetectionStatus, LinkReport},
     core::{
         detector::{Detector, Event},
         evidence::{EvidenceKind, LinkId, LinkSet},
@@ -222,11 +223,12 @@ impl Detection {
         ))
     }
 
-    /// Runs until `reports` is closed.
+    /// Runs until `reports` is closed, answering status queries from `status`.
     pub async fn run(
         mut self,
         mut edges: Option<EdgeEvents>,
         reports: mpsc::UnboundedSender<Report>,
+        mut status: mpsc::UnboundedReceiver<oneshot::Sender<DetectionStatus>>,
     ) {
         let (carrier_tx, mut carrier_changes) = mpsc::unbounded_channel();
         let ifindexes = self
@@ -256,6 +258,11 @@ impl Detection {
                     self.send_all();
                     self.catch_up();
                     self.detector.handle_timeout(clock::now());
+                }
+                Some(reply) = status.recv() => {
+                    self.catch_up();
+                    self.detector.handle_timeout(clock::now());
+                    let _ = reply.send(self.status());
                 }
                 Some(CarrierChange { link, up }) = carrier_changes.recv() => {
                     self.catch_up();
@@ -288,6 +295,27 @@ impl Detection {
                 }
             }
         }
+    }
+
+    /// The detector's view of the peer and of every link, now.
+    fn status(&self) -> DetectionStatus {
+        let now = self.detector.now();
+        let peer = serde_json::to_value(self.detector.peer_state())
+            .ok()
+            .and_then(|peer| peer.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let links = self
+            .config
+            .links
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, link)| {
+                let id = u8::try_from(slot).ok().and_then(LinkId::new)?;
+                let status = self.detector.link_status(id)?;
+                Some(LinkReport::new(&link.name, &link.interface, &status, now))
+            })
+            .collect();
+        DetectionStatus { peer, links }
     }
 
     fn send_all(&mut self) {

@@ -3,6 +3,7 @@
 //! - [`cli`]: the command line, parsed into typed arguments.
 //! - [`config`]: the TOML configuration file, parsed into typed, valid settings; errors
 //!   name file, line and column.
+//! - [`control`]: the control socket (`status`, `events`): protocol, server, client.
 //! - [`core`]: the pure logic (wire format, failure detector); no I/O, time is a parameter.
 //! - [`counters`]: `ha-daemon counters`, live kernel evidence counters per link.
 //! - [`daemon`]: `ha-daemon run`, the daemon's main loop.
@@ -18,6 +19,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod core;
 pub mod counters;
 pub mod daemon;

@@ -11,7 +11,8 @@ use crate::{daemon::TempDir, topology::TwoNodes};
 /// Writes the shared key (mode 0600) and both nodes' configurations into `dir`, with
 /// `links` links and heartbeats every `interval_ms`; returns (A's, B's) config paths.
 /// Each node pins its kernel side under `pins/<a|b>` when `pins` is given (a bpffs);
-/// otherwise under `dir`, which is no bpffs, so nothing is pinned.
+/// otherwise under `dir`, which is no bpffs, so nothing is pinned. The control sockets
+/// are `dir/a.sock` and `dir/b.sock`.
 pub fn write_configs(
     dir: &TempDir,
     links: usize,
@@ -25,10 +26,11 @@ pub fn write_configs(
     for (name, node, peer) in [("a", 1, 2), ("b", 2, 1)] {
         let mut toml = format!(
             "cluster_id = 7\nnode_id = {node}\npeer_node_id = {peer}\nkey_file = \"{}\"\n\
-             bpf_pin_directory = \"{}\"\n\n\
+             bpf_pin_directory = \"{}\"\ncontrol_socket = \"{}\"\n\n\
              [heartbeat]\ninterval_ms = {interval_ms}\n\n[realtime]\nenabled = true\n",
             key.display(),
-            pins.unwrap_or(dir.path()).join(name).display()
+            pins.unwrap_or(dir.path()).join(name).display(),
+            dir.path().join(format!("{name}.sock")).display()
         );
         for index in 0..links {
             let link = TwoNodes::link(index);

@@ -1,0 +1,67 @@
+//! The CLI's side of the control socket: `ha-daemon status` and `ha-daemon events`.
+
+use std::path::Path;
+
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::UnixStream;
+
+use super::Request;
+use super::status::Status;
+
+/// Prints the daemon's status: the table, or the JSON object with `json`.
+pub async fn status(socket: &Path, json: bool) -> Result<(), String> {
+    let mut lines = request(socket, Request::Status).await?;
+    let line = lines
+        .next_line()
+        .await
+        .map_err(|error| format!("reading from {}: {error}", socket.display()))?
+        .ok_or_else(|| format!("{} closed without an answer", socket.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&line).map_err(|error| format!("the daemon's answer: {error}"))?;
+    if let Some(error) = value.get("error") {
+        return Err(format!("the daemon refused: {error}"));
+    }
+    if json {
+        println!("{line}");
+        return Ok(());
+    }
+    let status: Status =
+        serde_json::from_value(value).map_err(|error| format!("the daemon's status: {error}"))?;
+    print!("{status}");
+    Ok(())
+}
+
+/// Prints the daemon's events, one JSON object per line, until it stops or Ctrl-C.
+pub async fn events(socket: &Path) -> Result<(), String> {
+    let mut lines = request(socket, Request::Events).await?;
+    loop {
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => println!("{line}"),
+                Ok(None) => return Ok(()),
+                Err(error) => return Err(format!("reading from {}: {error}", socket.display())),
+            },
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+async fn request(
+    socket: &Path,
+    request: Request,
+) -> Result<tokio::io::Lines<BufReader<UnixStream>>, String> {
+    let mut stream = UnixStream::connect(socket).await.map_err(|error| {
+        format!(
+            "cannot connect to {}: {error} (is `ha-daemon run` running for this configuration, \
+             and may you use its control socket?)",
+            socket.display()
+        )
+    })?;
+    let mut line = serde_json::to_string(&request).map_err(|error| error.to_string())?;
+    line.push('\n');
+    stream
+        .write_all(line.as_bytes())
+        .await
+        .map_err(|error| format!("writing to {}: {error}", socket.display()))?;
+    Ok(BufReader::new(stream).lines())
+}
