@@ -1,5 +1,5 @@
 //! The command line: every subcommand and its arguments, parsed and validated here so
-//! the commands receive typed values.
+//! the commands receive typed values, and [`dispatch`], which runs one.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -7,6 +7,9 @@ use std::{
 };
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::control::client;
 
 /// Default UDP port of heartbeats.
 pub const DEFAULT_HEARTBEAT_PORT: u16 = 7400;
@@ -193,6 +196,33 @@ pub fn parse_port_range(arg: &str) -> Result<RangeInclusive<u16>, String> {
         return Err(format!("port range `{arg}` is empty (first > last)"));
     }
     Ok(first..=last)
+}
+
+/// Runs a subcommand; the error is the message to print.
+pub async fn dispatch(command: Command) -> Result<(), String> {
+    let load = |path: &std::path::Path| Config::load(path).map_err(|e| e.to_string());
+    match command {
+        Command::Run { config } => crate::daemon::run(&config).await.map_err(|e| e.to_string()),
+        Command::Cleanup { config } => {
+            let dir = load(&config)?.bpf_pin_directory;
+            crate::io::bpf_pins::remove(&dir)
+                .map(|()| println!("removed {}", dir.display()))
+                .map_err(|e| format!("{}: {e}", dir.display()))
+        }
+        Command::CheckConfig { config } => {
+            load(&config).map(|_| println!("{}: ok", config.display()))
+        }
+        Command::Counters(args) => crate::counters::run(args).await.map_err(|e| e.to_string()),
+        Command::Status { config, json } => {
+            client::status(&load(&config)?.control_socket, json).await
+        }
+        Command::Events { config } => client::events(&load(&config)?.control_socket).await,
+        Command::Resources {
+            config,
+            json,
+            action,
+        } => crate::operate::run(&config, action, json).await,
+    }
 }
 
 #[cfg(test)]
