@@ -34,7 +34,12 @@
 //!   clean packets (5 s at 5 ms) it is below 1 % and `D` reaches `dead_after_min` for
 //!   the default target of 10⁻⁶.
 //! - `J` is four times the EWMA (α = 1/16) of the absolute deviation, as TCP's
-//!   retransmission timeout uses four mean deviations (RFC 6298). A deviation is at most
+//!   retransmission timeout uses four mean deviations (RFC 6298), or the largest
+//!   deviation seen recently (decaying by half in about 700 packets), whichever is
+//!   more: lateness on a loaded host comes in rare long stalls, which an average hides
+//!   and a dead time below them turns into false alarms. A deviation longer than the
+//!   dead time itself was an outage (reported, dampened), not jitter, and does not
+//!   count. A deviation is at most
 //!   `T/2` by construction; larger wobble shows up as loss, which only makes `D` larger.
 //!
 //! This is phi-accrual in spirit (a tail probability of the silence, compared against a
@@ -53,6 +58,9 @@ use super::time::{Instant, nanos};
 const FAST_ALPHA: f64 = 1.0 / 32.0;
 const SLOW_WINDOW: u32 = 1024;
 const JITTER_ALPHA: f64 = 1.0 / 16.0;
+/// Per-sample decay of the peak deviation: it halves in about 700 samples (3.5 s at
+/// 5 ms).
+const PEAK_DECAY: f64 = 1.0 - 1.0 / 1024.0;
 const WILSON_Z: f64 = 2.0;
 /// A loss estimate this close to 1 means "no useful bound": use the longest dead time.
 const HOPELESS_LOSS: f64 = 0.999_999;
@@ -71,6 +79,8 @@ pub struct StreamEstimator {
     slow: f64,
     samples: u32,
     mean_deviation_ns: f64,
+    /// The largest recent deviation, decaying by [`PEAK_DECAY`] per sample.
+    peak_deviation_ns: f64,
 }
 
 impl StreamEstimator {
@@ -97,7 +107,7 @@ impl StreamEstimator {
         self.last = Some(at);
         let periods = (gap_ns + interval_ns / 2) / interval_ns;
         let deviation_ns = gap_ns.abs_diff(periods.saturating_mul(interval_ns));
-        self.mean_deviation_ns += (deviation_ns as f64 - self.mean_deviation_ns) * JITTER_ALPHA;
+        self.deviate(deviation_ns, interval_ns.saturating_mul(max_lost));
         for _ in 0..periods.saturating_sub(1).min(max_lost) {
             self.sample(1.0);
         }
@@ -122,7 +132,7 @@ impl StreamEstimator {
         let periods = seq - last_seq;
         let gap_ns = at.as_nanos().saturating_sub(last.as_nanos());
         let deviation_ns = gap_ns.abs_diff(periods.saturating_mul(nanos(interval)));
-        self.mean_deviation_ns += (deviation_ns as f64 - self.mean_deviation_ns) * JITTER_ALPHA;
+        self.deviate(deviation_ns, nanos(interval).saturating_mul(max_lost));
         for _ in 0..(periods - 1).min(max_lost) {
             self.sample(1.0);
         }
@@ -140,6 +150,17 @@ impl StreamEstimator {
     /// The newest arrival recorded.
     pub fn last_arrival(&self) -> Option<Instant> {
         self.last
+    }
+
+    /// Records one jitter sample. A deviation longer than `outage_ns` (the dead time)
+    /// was an outage, reported as such, not jitter, and is left out.
+    fn deviate(&mut self, deviation_ns: u64, outage_ns: u64) {
+        if deviation_ns > outage_ns {
+            return;
+        }
+        let deviation = deviation_ns as f64;
+        self.mean_deviation_ns += (deviation - self.mean_deviation_ns) * JITTER_ALPHA;
+        self.peak_deviation_ns = (self.peak_deviation_ns * PEAK_DECAY).max(deviation);
     }
 
     fn sample(&mut self, lost: f64) {
@@ -167,9 +188,11 @@ impl StreamEstimator {
         upper.max(self.fast).clamp(0.0, 1.0)
     }
 
-    /// The jitter allowance `J`: four mean deviations of the gaps.
+    /// The jitter allowance `J`: four mean deviations of the gaps, or the largest recent
+    /// deviation if that is more (see the module doc).
     pub fn jitter(&self) -> Duration {
-        Duration::from_nanos((4.0 * self.mean_deviation_ns) as u64)
+        let allowance = (4.0 * self.mean_deviation_ns).max(self.peak_deviation_ns);
+        Duration::from_nanos(allowance as u64)
     }
 
     /// The dead time `D = m·T + J` for `target` (see the module doc), clamped to
@@ -374,5 +397,54 @@ mod tests {
             estimator, before,
             "a replayed sequence number changed the estimate"
         );
+    }
+
+    /// Rare stalls (every 200th packet 4 ms late, at 1 ms) are remembered by the peak:
+    /// the dead time covers them instead of sitting at the minimum below them, and
+    /// forgets them when the stream is clean again.
+    #[test]
+    fn rare_stalls_raise_the_jitter_allowance_until_they_stop() {
+        const ONE_MS: Duration = Duration::from_millis(1);
+        let stalled = |i: u64| i * 1_000_000 + if i % 200 == 199 { 4_000_000 } else { 0 };
+        let mut estimator = StreamEstimator::new();
+        for i in 0..4_000 {
+            estimator.observe_sequenced(Instant::from_nanos(stalled(i)), i, ONE_MS, 20);
+        }
+        assert!(
+            estimator.jitter() > Duration::from_micros(3_500),
+            "{:?}",
+            estimator.jitter()
+        );
+        for i in 4_000..12_000 {
+            estimator.observe_sequenced(Instant::from_nanos(i * 1_000_000), i, ONE_MS, 20);
+        }
+        assert!(
+            estimator.jitter() < Duration::from_micros(500),
+            "{:?}",
+            estimator.jitter()
+        );
+    }
+
+    /// A silence longer than the dead time (the sender stopped for 300 ms) is an outage,
+    /// not jitter: afterwards the dead time is where it was.
+    #[test]
+    fn an_outage_does_not_become_jitter() {
+        let mut estimator = StreamEstimator::new();
+        for i in 0..2_000 {
+            estimator.observe_sequenced(Instant::from_nanos(i * 5_000_000), i, T, 4);
+        }
+        let before = dead(&estimator);
+        estimator.observe_sequenced(
+            Instant::from_nanos(2_000 * 5_000_000 + 300_000_000),
+            2_000,
+            T,
+            4,
+        );
+        assert!(
+            estimator.jitter() < Duration::from_millis(1),
+            "{:?}",
+            estimator.jitter()
+        );
+        assert!(dead(&estimator) <= before + Duration::from_millis(1));
     }
 }
