@@ -421,21 +421,28 @@ impl Cluster {
         }
         if let State::Claiming(claim) = self.state {
             due.push(self.ack_deadline(claim));
-            if let (Some(announced), Some(ok), false) = (claim.announced, claim.witness_ok, s.fence)
+            if let (Some(announced), Some(ok), false, PeerState::Lost) =
+                (claim.announced, claim.witness_ok, s.fence, self.peer.state)
             {
                 due.push(announced.max(ok).saturating_add(s.takeover_hold()));
             }
         }
-        due.extend(self.switchover.map(|switchover| match switchover {
+        // A release run has its own bound (`release_timeout`, enforced by the runtime):
+        // the switchover waits for its result, not for the deadline.
+        due.extend(self.switchover.and_then(|switchover| match switchover {
+            Switchover::Push {
+                phase: Push::Releasing,
+                ..
+            } => None,
             Switchover::Push { deadline, .. }
             | Switchover::Pull { deadline, .. }
-            | Switchover::Receive { deadline } => deadline,
+            | Switchover::Receive { deadline } => Some(deadline),
         }));
         due.extend(
             self.failback_since
                 .map(|since| since.saturating_add(s.failback_delay)),
         );
-        due.extend(self.failed_until);
+        due.extend(self.failed_until.filter(|_| !self.group_failed));
         due.into_iter().min()
     }
 

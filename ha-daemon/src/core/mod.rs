@@ -40,6 +40,8 @@ pub mod time;
 pub mod wire;
 
 #[cfg(test)]
+mod cluster_sim;
+#[cfg(test)]
 mod detector_props;
 #[cfg(test)]
 mod test_sim;

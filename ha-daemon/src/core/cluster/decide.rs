@@ -421,6 +421,9 @@ impl Cluster {
         let peer_alive = self.peer.state == PeerState::Alive;
         let peer_flag = |flag| peer.is_some_and(|p| p.flags.contains(flag));
         let peer_role = peer.map(|p| p.role);
+        if self.switchover.is_some() {
+            self.failback_since = None;
+        }
         match self.switchover {
             None => self.consider_switchover(now),
             Some(Switchover::Push {
