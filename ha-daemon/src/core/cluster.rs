@@ -95,11 +95,14 @@ enum State {
     Releasing { epoch: u64 },
 }
 
-/// A claim in progress. Invariant: `announced` is set only after the epoch is
-/// persisted; `witness_ok` is the first witness answer since the claim met a lost peer.
+/// A claim in progress. Invariants: `announced` is set only after the epoch is
+/// persisted; `witness_ok` is the first witness answer since the claim met a lost peer;
+/// `prior < epoch` is what we advertise until the claim is announced, so an unannounced
+/// claim never looks like an acknowledgement of a peer's claim at `epoch`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Claim {
     epoch: u64,
+    prior: u64,
     reason: AcquireReason,
     started: Instant,
     announced: Option<Instant>,
@@ -462,7 +465,7 @@ impl Cluster {
             State::Secondary => (Role::Secondary, self.epoch),
             State::Claiming(claim) => match claim.announced {
                 Some(_) => (Role::Primary, claim.epoch),
-                None => (Role::Secondary, self.epoch),
+                None => (Role::Secondary, claim.prior),
             },
             State::Acquiring { epoch, .. }
             | State::Primary { epoch }

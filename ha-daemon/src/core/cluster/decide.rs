@@ -243,10 +243,12 @@ impl Cluster {
     }
 
     fn claim(&mut self, now: Instant, reason: AcquireReason, witness_ok: Option<Instant>) {
+        let prior = self.epoch;
         self.epoch += 1;
         let epoch = self.epoch;
         self.state = State::Claiming(Claim {
             epoch,
+            prior,
             reason,
             started: now,
             announced: None,

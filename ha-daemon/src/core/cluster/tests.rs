@@ -545,3 +545,36 @@ fn a_partly_running_group_is_released_at_start() {
     );
     assert!(node.core.holds_group());
 }
+
+#[test]
+fn an_unannounced_claim_never_acknowledges_a_concurrent_claim() {
+    // Both nodes think they are designated (stale standby flags) and claim epoch 2.
+    let mut node = Node::new(settings(2, 1), 1, Found::Stopped);
+    node.at(10).alive().peer(Role::Secondary, 1, Flags::STANDBY);
+    node.core
+        .handle_command(ms(10), Command::Standby(false))
+        .unwrap();
+    assert_eq!(node.actions(), [Action::PersistEpoch { epoch: 2 }]);
+    assert_eq!(
+        (node.core.advertised().role, node.core.advertised().epoch),
+        (Role::Secondary, 1),
+        "not an acknowledgement of a claim at 2"
+    );
+    node.peer(Role::Primary, 2, Flags::empty());
+    assert_eq!(
+        node.core.advertised().epoch,
+        1,
+        "we outrank node 1: still claiming"
+    );
+    node.core.handle_epoch_persisted(ms(12), 2);
+    assert_eq!(node.core.advertised().role, Role::Primary);
+    assert_eq!(node.actions(), [], "no acquire before node 1 acknowledges");
+    node.peer(Role::Secondary, 2, Flags::empty());
+    assert_eq!(
+        node.actions(),
+        [Action::Acquire {
+            epoch: 2,
+            reason: AcquireReason::NoOwner
+        }]
+    );
+}
