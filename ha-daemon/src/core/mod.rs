@@ -20,10 +20,13 @@
 //!   restart a failed member.
 //! - [`supervision`]: monitoring results judged: adopt a running group at start, restart
 //!   a failed member, give up after its restarts.
+//! - [`cluster`]: the role machine of one node: claims, epochs, witness, isolation,
+//!   switchover and operator commands, over the detector's view of the peer.
 //! - [`detector`]: the failure detector, links combined into the peer's state, with the
 //!   `handle_*` / `poll_*` call order; [`detector_config`] holds its settings.
 
 pub mod announce;
+pub mod cluster;
 pub mod dampening;
 pub mod detector;
 pub mod detector_config;
@@ -36,6 +39,8 @@ pub mod supervision;
 pub mod time;
 pub mod wire;
 
+#[cfg(test)]
+mod cluster_sim;
 #[cfg(test)]
 mod detector_props;
 #[cfg(test)]
