@@ -18,8 +18,8 @@ pub mod status;
 use serde::{Deserialize, Serialize};
 
 /// A client's request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
 pub enum Request {
     /// One status snapshot.
     Status,
@@ -27,14 +27,30 @@ pub enum Request {
     Events,
 }
 
+/// A request as written: exactly one key, `command`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Written {
+    command: String,
+}
+
 /// Longest request line the server reads.
 pub const MAX_REQUEST: usize = 4096;
 
 /// Parses one request line; the error names what is wrong, for the client.
 pub fn parse_request(line: &str) -> Result<Request, String> {
-    serde_json::from_str(line.trim()).map_err(|error| {
-        format!("bad request {:?}: {error} (expected {{\"command\":\"status\"}} or {{\"command\":\"events\"}})", line.trim())
-    })
+    let line = line.trim();
+    let bad = |problem: String| {
+        format!(
+            "bad request {line:?}: {problem} (expected {{\"command\":\"status\"}} or {{\"command\":\"events\"}})"
+        )
+    };
+    let written: Written = serde_json::from_str(line).map_err(|error| bad(error.to_string()))?;
+    match written.command.as_str() {
+        "status" => Ok(Request::Status),
+        "events" => Ok(Request::Events),
+        other => Err(bad(format!("unknown command {other:?}"))),
+    }
 }
 
 #[cfg(test)]
@@ -62,5 +78,9 @@ mod tests {
         }
         let error = parse_request("{\"command\":\"explode\"}").unwrap_err();
         assert!(error.contains("explode"), "{error}");
+        for request in [Request::Status, Request::Events] {
+            let written = serde_json::to_string(&request).unwrap();
+            assert_eq!(parse_request(&written), Ok(request), "{written}");
+        }
     }
 }
