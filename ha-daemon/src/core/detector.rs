@@ -15,7 +15,8 @@
 //!   resources) still run. Report it; never take over on it.
 //!
 //! Unauthenticated evidence (kernel heartbeat counts, echoes, replication) may keep the
-//! peer from being lost, but never makes it *alive* on its own. A kernel heartbeat count
+//! peer from being lost, but never makes it *alive* on its own: becoming alive (from
+//! start-up, lost or daemon down) needs a fresh verified heartbeat. A kernel heartbeat count
 //! is evidence at all only within `unverified_grace` of the newest verified heartbeat on
 //! any link: it stands for packets our daemon has not verified *yet* (a stalled daemon
 //! catches up within the grace), not for packets that never verify. Forged heartbeats
@@ -390,6 +391,9 @@ impl Detector {
                 .filter_map(|(_, link)| link.newest()),
         );
         let returning = matches!(was, PeerState::Unknown | PeerState::Lost);
+        let verified_fresh = self
+            .configured()
+            .any(|(_, link)| link.verified_is_fresh(now));
         let (next, event) = match (any_alive, heartbeat, alive_by) {
             (false, _, _) => {
                 let last_evidence =
@@ -408,6 +412,9 @@ impl Detector {
             }
             // Coming back needs a link that met its rise.
             (true, _, _) if returning && !any_up => return,
+            // Becoming alive needs a verified heartbeat: kernel counts (forgeable) may
+            // keep an alive peer alive within the grace, never make it alive.
+            (true, Some(_), _) if was != PeerState::Alive && !verified_fresh => return,
             (true, Some(heartbeat), _) => {
                 (PeerState::Alive, Event::PeerAlive { at: now, heartbeat })
             }
@@ -696,6 +703,32 @@ mod tests {
             1,
             "only the first"
         );
+    }
+
+    /// A forger whose packets pause longer than the dead time (the peer is lost) and
+    /// then resume, still within the grace of the last verified heartbeat, meets `rise`
+    /// on kernel counts alone: the peer must stay lost.
+    #[test]
+    fn kernel_heartbeats_after_a_loss_never_bring_the_peer_back() {
+        let config = config();
+        let mut sim = Sim::new(config, 1);
+        let last = sim.clean_history(ms(5), 2_000, 1);
+        let resumed = last.saturating_add(config.unverified_grace / 2);
+        sim.run_until(resumed);
+        assert_eq!(sim.peer(), PeerState::Lost);
+        for i in 0..20u32 {
+            sim.evidence(
+                resumed.saturating_add(config.interval * i),
+                0,
+                EvidenceKind::KernelHeartbeat,
+            );
+        }
+        assert_eq!(
+            sim.peer(),
+            PeerState::Lost,
+            "kernel counts revived the peer"
+        );
+        assert_eq!(sim.count(|e| matches!(e, Event::PeerAlive { .. })), 1);
     }
 
     #[test]

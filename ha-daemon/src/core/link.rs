@@ -148,6 +148,14 @@ impl Link {
         self.fresh_heartbeat
     }
 
+    /// Whether a verified heartbeat arrived within the dead time, with carrier up.
+    pub(crate) fn verified_is_fresh(&self, now: Instant) -> bool {
+        self.carrier_up
+            && self
+                .verified
+                .is_some_and(|at| now < at.saturating_add(self.dead_after))
+    }
+
     pub(crate) fn newest(&self) -> Option<Evidence> {
         self.newest
     }
