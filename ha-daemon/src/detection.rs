@@ -117,6 +117,10 @@ pub struct Detection {
     /// Reports not yet sent (rejections found while verifying).
     pending: Vec<ReportBody>,
     seq: u64,
+    /// When this loop last woke up.
+    last_wake: Instant,
+    /// Silence is not judged before this (see [`Detection::woke`]).
+    judge_after: Instant,
 }
 
 impl Detection {
@@ -217,6 +221,8 @@ impl Detection {
                 rejects: vec![RejectCounts::default(); links],
                 pending: Vec::new(),
                 seq,
+                last_wake: now,
+                judge_after: now,
             },
             edges,
             mode,
@@ -248,20 +254,22 @@ impl Detection {
             let deadline = self
                 .detector
                 .poll_timeout()
-                .map(tokio_deadline)
+                .map(|at| tokio_deadline(at.max(self.judge_after)))
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 _ = tick.tick() => {
                     if reports.is_closed() {
                         return;
                     }
+                    self.woke();
                     self.send_all();
                     self.catch_up();
-                    self.detector.handle_timeout(clock::now());
+                    self.judge();
                 }
                 Some(reply) = status.recv() => {
+                    self.woke();
                     self.catch_up();
-                    self.detector.handle_timeout(clock::now());
+                    self.judge();
                     let _ = reply.send(self.status());
                 }
                 Some(CarrierChange { link, up }) = carrier_changes.recv() => {
@@ -275,11 +283,13 @@ impl Detection {
                         warn!(%error, "edge events stopped");
                         edges = None;
                     }
+                    self.woke();
                     self.read_kernel();
                 }
                 () = tokio::time::sleep_until(deadline) => {
+                    self.woke();
                     self.catch_up();
-                    self.detector.handle_timeout(clock::now());
+                    self.judge();
                 }
             }
             let events = std::iter::from_fn(|| self.detector.poll_event()).map(ReportBody::Event);
@@ -341,6 +351,28 @@ impl Detection {
             {
                 debug!(link = %link.name, %error, "echo request not sent");
             }
+        }
+    }
+
+    /// Notes a wakeup. After a stall of this thread (a wakeup more than two intervals
+    /// after the previous one), silence is not judged for one more interval: while we
+    /// were stalled we sent no echo requests, so the echoes' silence was ours, not the
+    /// link's, and the ones we send now need a round trip to come back. Detection is
+    /// late by at most one interval, and only right after our own stall.
+    fn woke(&mut self) {
+        let now = clock::now();
+        let interval = self.config.heartbeat.interval;
+        if now.saturating_duration_since(self.last_wake) > interval * 2 {
+            self.judge_after = now.saturating_add(interval);
+        }
+        self.last_wake = now;
+    }
+
+    /// Judges silence now, unless right after a stall of this thread.
+    fn judge(&mut self) {
+        let now = clock::now();
+        if now >= self.judge_after {
+            self.detector.handle_timeout(now);
         }
     }
 
