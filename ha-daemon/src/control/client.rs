@@ -1,4 +1,5 @@
-//! The CLI's side of the control socket: `ha-daemon status` and `ha-daemon events`.
+//! The CLI's side of the control socket: `ha-daemon status`, `events` and the operator
+//! commands (`switchover`, `standby`, `maintenance`).
 
 use std::path::Path;
 
@@ -10,7 +11,7 @@ use super::status::Status;
 
 /// Prints the daemon's status: the table, or the JSON object with `json`.
 pub async fn status(socket: &Path, json: bool) -> Result<(), String> {
-    let mut lines = request(socket, Request::Status).await?;
+    let mut lines = request(socket, Request::Status {}).await?;
     let line = lines
         .next_line()
         .await
@@ -31,9 +32,31 @@ pub async fn status(socket: &Path, json: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Sends an operator command (`request` must be one) and waits for its answer; the
+/// error is the daemon's reason for refusing it.
+pub async fn command(socket: &Path, request: Request) -> Result<(), String> {
+    let mut lines = self::request(socket, request).await?;
+    let line = lines
+        .next_line()
+        .await
+        .map_err(|error| format!("reading from {}: {error}", socket.display()))?
+        .ok_or_else(|| format!("{} closed without an answer", socket.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&line).map_err(|error| format!("the daemon's answer: {error}"))?;
+    match value.get("error") {
+        Some(error) => Err(format!(
+            "the daemon refused: {}",
+            error
+                .as_str()
+                .map_or_else(|| error.to_string(), str::to_owned)
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Prints the daemon's events, one JSON object per line, until it stops or Ctrl-C.
 pub async fn events(socket: &Path) -> Result<(), String> {
-    let mut lines = request(socket, Request::Events).await?;
+    let mut lines = request(socket, Request::Events {}).await?;
     loop {
         tokio::select! {
             line = lines.next_line() => match line {
