@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{error, warn};
+use tracing::{Instrument as _, error, warn};
 
 use super::Output;
 use crate::{
@@ -275,7 +275,8 @@ impl ClusterDriver {
                 self.running = true;
                 let group = Arc::clone(&self.group);
                 let limit = self.config.settings.acquire_timeout;
-                tokio::spawn(async move {
+                let span = tracing::info_span!("acquire", epoch, reason = ?reason);
+                let run = async move {
                     let started_ns = clock::monotonic_ns();
                     let timeline = tokio::time::timeout(limit, group.start()).await.ok();
                     let _ = inputs.send(Input::Run(RunReport {
@@ -286,14 +287,16 @@ impl ClusterDriver {
                         started_ns,
                         timeline: timeline.as_ref().map(TimelineReport::from),
                     }));
-                });
+                };
+                tokio::spawn(run.instrument(span));
             }
             Action::Release { reason } => {
                 self.stop_supervision();
                 self.running = true;
                 let group = Arc::clone(&self.group);
                 let limit = self.config.settings.release_timeout;
-                tokio::spawn(async move {
+                let span = tracing::info_span!("release", reason = ?reason);
+                let run = async move {
                     let started_ns = clock::monotonic_ns();
                     let timeline = tokio::time::timeout(limit, group.stop()).await.ok();
                     let _ = inputs.send(Input::Run(release_report(
@@ -301,7 +304,8 @@ impl ClusterDriver {
                         started_ns,
                         timeline.as_ref(),
                     )));
-                });
+                };
+                tokio::spawn(run.instrument(span));
             }
             Action::SurveyGroup => {
                 self.running = true;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
 use tokio::net::UdpSocket;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::core::icmp;
 
@@ -45,14 +45,19 @@ pub enum WitnessError {
 }
 
 /// Whether any of `addresses` answers an echo request within `timeout`. A probe that
-/// cannot be made counts as no answer (and is logged).
+/// cannot be made counts as no answer: a socket that cannot be opened is logged as a
+/// warning (without the witness this node never takes over), a send or receive error
+/// (no route: the normal isolated case) at debug level.
 pub async fn reachable(addresses: &[IpAddr], timeout: Duration) -> bool {
     let probes = addresses.iter().map(|&address| probe(address, timeout));
     let mut any = false;
     for result in join_all(probes).await {
         match result {
             Ok(answered) => any |= answered,
-            Err(error) => debug!(%error, "witness probe failed"),
+            Err(error @ WitnessError::Socket { .. }) => {
+                warn!(%error, "witness probe could not be made");
+            }
+            Err(error @ WitnessError::Io { .. }) => debug!(%error, "witness probe failed"),
         }
     }
     any
