@@ -83,6 +83,24 @@ pub enum Command {
         #[arg(long)]
         to: Option<u16>,
     },
+    /// A coordinated switchover that waits for its end and prints the per-step timeline
+    /// of this node (and of the peer, with `--peer-socket`): decision, each switchover
+    /// step, each resource step with its duration.
+    Drill {
+        /// The node's configuration file (names the control socket).
+        #[arg(long, short, default_value = "/etc/ha-daemon/cluster.toml")]
+        config: std::path::PathBuf,
+        /// The node that should hold the group afterwards.
+        #[arg(long)]
+        to: Option<u16>,
+        /// The peer's control socket, when reachable from here (both daemons on one
+        /// host, as in the lab); its times are then on the same clock.
+        #[arg(long)]
+        peer_socket: Option<std::path::PathBuf>,
+        /// Longest wait for the switchover to end, in seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout_s: u64,
+    },
     /// Standby on (this node gives the group away and will not take it) or off.
     Standby {
         /// The node's configuration file (names the control socket).
@@ -264,6 +282,22 @@ pub async fn dispatch(command: Command) -> Result<(), String> {
             client::command(&socket, Request::Switchover { to }).await?;
             println!("switchover requested");
             Ok(())
+        }
+        Command::Drill {
+            config,
+            to,
+            peer_socket,
+            timeout_s,
+        } => {
+            let config = load(&config)?;
+            client::drill(
+                &config.control_socket,
+                peer_socket.as_deref(),
+                (config.node_id, config.peer_node_id),
+                to,
+                std::time::Duration::from_secs(timeout_s),
+            )
+            .await
         }
         Command::Standby { config, state } => {
             let socket = load(&config)?.control_socket;

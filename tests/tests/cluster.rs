@@ -378,6 +378,38 @@ fn the_group_starts_once_moves_by_switchover_standby_and_survives_maintenance() 
         events.iter().any(|event| event["type"] == "switchover"),
         "{events:?}"
     );
+
+    // A drill: a switchover that waits for its end and prints both nodes' timelines.
+    let peer_socket = c.dir.path().join(format!("{}.sock", NAMES[o]));
+    let out = c.cli(
+        h,
+        &[
+            "drill",
+            "--peer-socket",
+            text(&peer_socket),
+            "--timeout-s",
+            "10",
+        ],
+    );
+    ok(&out);
+    let table = String::from_utf8_lossy(&out.stdout);
+    println!("drill:\n{table}");
+    for wanted in [
+        "node 1:",
+        "node 2:",
+        "stop marker (exec, stop)",
+        "start marker (exec, start)",
+        "switchover requested reason=operator",
+        "completed (owner: us)",
+        "completed (owner: peer)",
+    ] {
+        assert!(table.contains(wanted), "{wanted:?} missing:\n{table}");
+    }
+    c.wait_markers(only(o), Duration::from_secs(1), "after the drill");
+}
+
+fn text(path: &std::path::Path) -> &str {
+    path.to_str().expect("UTF-8 path")
 }
 
 #[test]

@@ -13,8 +13,10 @@
 //! - [`status`]: the status snapshot and its table (pure).
 //! - [`server`]: the daemon's side.
 //! - [`client`]: the CLI's side.
+//! - [`drill`]: the timeline of a switchover from the nodes' event streams (pure).
 
 pub mod client;
+pub mod drill;
 pub mod server;
 pub mod status;
 
