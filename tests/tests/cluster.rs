@@ -311,6 +311,13 @@ fn the_group_starts_once_moves_by_switchover_standby_and_survives_maintenance() 
     assert_eq!(status["cluster"]["owner"], "us", "{status}");
     let epoch = status["cluster"]["epoch"].as_u64().expect("epoch");
     assert!(epoch >= 1, "{status}");
+    let stored = std::fs::read_to_string(c.dir.path().join(format!("{}.epoch", NAMES[h])))
+        .expect("the holder stored its epoch");
+    assert_eq!(
+        stored.trim(),
+        epoch.to_string(),
+        "the tenure's epoch is on disk"
+    );
     assert_eq!(
         status["cluster"]["last_failover"]["run"]["result"]["type"], "acquired",
         "{status}"

@@ -5,7 +5,8 @@
 //!
 //! Invariants:
 //! - the epoch is stored durably ([`epoch_file::store`]) before the core hears it is
-//!   persisted, so no acquire precedes its epoch on disk;
+//!   persisted, so no acquire precedes its epoch on disk; stores run one at a time, in
+//!   the order the core asked for them, so the file never goes back to an older epoch;
 //! - at most one group run (acquire, release, survey) is in flight: the core asks for
 //!   the next only after the result of the last;
 //! - the group is supervised (monitored and restarted) exactly while the core holds it,
@@ -82,6 +83,8 @@ pub(super) struct ClusterDriver {
     peer_adverts: watch::Receiver<Option<Advert>>,
     inputs_tx: mpsc::UnboundedSender<Input>,
     inputs: mpsc::UnboundedReceiver<Input>,
+    /// Epochs to store, in order (see [`persister`]).
+    persist: mpsc::UnboundedSender<u64>,
     running: bool,
     supervisor: Option<JoinHandle<()>>,
     /// CLOCK_MONOTONIC ns of the latest claim (the decision of a failover).
@@ -91,7 +94,7 @@ pub(super) struct ClusterDriver {
 
 impl ClusterDriver {
     /// The driver of a core that starts with the stored epoch and the group as
-    /// `found`; publishes its first advert on `advert`.
+    /// `found`; publishes its first advert on `advert`. Must run inside a tokio runtime.
     pub(super) fn new(
         cluster: Cluster,
         config: ClusterConfig,
@@ -101,6 +104,7 @@ impl ClusterDriver {
         peer_adverts: watch::Receiver<Option<Advert>>,
     ) -> Self {
         let (inputs_tx, inputs) = mpsc::unbounded_channel();
+        let persist = persister(config.epoch_file.clone(), inputs_tx.clone());
         Self {
             cluster,
             config,
@@ -110,6 +114,7 @@ impl ClusterDriver {
             peer_adverts,
             inputs_tx,
             inputs,
+            persist,
             running: false,
             supervisor: None,
             claimed_ns: None,
@@ -261,14 +266,9 @@ impl ClusterDriver {
                 });
             }
             Action::PersistEpoch { epoch } => {
-                let path = self.config.epoch_file.clone();
-                tokio::task::spawn_blocking(move || match epoch_file::store(&path, epoch) {
-                    Ok(()) => {
-                        let _ = inputs.send(Input::EpochPersisted(epoch));
-                    }
-                    // The claim is not announced and ends by its own timeout.
-                    Err(error) => error!(%error, epoch, "epoch not persisted: no acquire"),
-                });
+                if self.persist.send(epoch).is_err() {
+                    error!(epoch, "the epoch store task ended: epoch not persisted");
+                }
             }
             Action::Acquire { epoch, reason } => {
                 self.stop_supervision();
@@ -365,6 +365,31 @@ impl Drop for ClusterDriver {
     fn drop(&mut self) {
         self.stop_supervision();
     }
+}
+
+/// The task that stores epochs one at a time, in the order received, and reports each
+/// stored one. A failed store is logged; its claim is never announced and ends by its
+/// own timeout.
+fn persister(
+    path: std::path::PathBuf,
+    inputs: mpsc::UnboundedSender<Input>,
+) -> mpsc::UnboundedSender<u64> {
+    let (persist, mut epochs) = mpsc::unbounded_channel::<u64>();
+    tokio::spawn(async move {
+        while let Some(epoch) = epochs.recv().await {
+            let path = path.clone();
+            match tokio::task::spawn_blocking(move || epoch_file::store(&path, epoch)).await {
+                Ok(Ok(())) => {
+                    if inputs.send(Input::EpochPersisted(epoch)).is_err() {
+                        return;
+                    }
+                }
+                Ok(Err(error)) => error!(%error, epoch, "epoch not persisted: no acquire"),
+                Err(error) => error!(%error, epoch, "epoch store task failed: no acquire"),
+            }
+        }
+    });
+    persist
 }
 
 /// Runs the fence command; `true` only when it exits 0 within `timeout`.
