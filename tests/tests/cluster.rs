@@ -322,6 +322,16 @@ fn the_group_starts_once_moves_by_switchover_standby_and_survives_maintenance() 
         status["cluster"]["last_failover"]["run"]["result"]["type"], "acquired",
         "{status}"
     );
+    let table = c.cli(h, &["status"]);
+    ok(&table);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains(&format!(
+            "role primary, epoch {epoch}, owner us, group healthy"
+        )),
+        "{table}"
+    );
+    assert!(table.contains("last acquire: epoch"), "{table}");
     let other = c.status(o);
     assert_eq!(other["cluster"]["role"], "secondary", "{other}");
     assert_eq!(other["cluster"]["owner"], "peer", "{other}");
