@@ -9,7 +9,7 @@ use std::{
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
-use crate::control::client;
+use crate::control::{Request, client};
 
 /// Default UDP port of heartbeats.
 pub const DEFAULT_HEARTBEAT_PORT: u16 = 7400;
@@ -73,6 +73,51 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Move the resource group to the other node (or to `--to NODE`) by a coordinated
+    /// switchover; returns once the running daemon accepted it (follow it with `events`).
+    Switchover {
+        /// The node's configuration file (names the control socket).
+        #[arg(long, short, default_value = "/etc/ha-daemon/cluster.toml")]
+        config: std::path::PathBuf,
+        /// The node that should hold the group afterwards.
+        #[arg(long)]
+        to: Option<u16>,
+    },
+    /// A coordinated switchover that waits for its end and prints the per-step timeline
+    /// of this node (and of the peer, with `--peer-socket`): decision, each switchover
+    /// step, each resource step with its duration.
+    Drill {
+        /// The node's configuration file (names the control socket).
+        #[arg(long, short, default_value = "/etc/ha-daemon/cluster.toml")]
+        config: std::path::PathBuf,
+        /// The node that should hold the group afterwards.
+        #[arg(long)]
+        to: Option<u16>,
+        /// The peer's control socket, when reachable from here (both daemons on one
+        /// host, as in the lab); its times are then on the same clock.
+        #[arg(long)]
+        peer_socket: Option<std::path::PathBuf>,
+        /// Longest wait for the switchover to end, in seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout_s: u64,
+    },
+    /// Standby on (this node gives the group away and will not take it) or off.
+    Standby {
+        /// The node's configuration file (names the control socket).
+        #[arg(long, short, default_value = "/etc/ha-daemon/cluster.toml")]
+        config: std::path::PathBuf,
+        /// On or off.
+        state: OnOff,
+    },
+    /// Maintenance on (monitor only: no action at all on this node) or off (the group
+    /// is surveyed again and what is found is adopted).
+    Maintenance {
+        /// The node's configuration file (names the control socket).
+        #[arg(long, short, default_value = "/etc/ha-daemon/cluster.toml")]
+        config: std::path::PathBuf,
+        /// On or off.
+        state: OnOff,
+    },
     /// Follow the running daemon's events, one JSON object per line, until Ctrl-C.
     Events {
         /// The node's configuration file (names the control socket).
@@ -93,6 +138,21 @@ pub enum Command {
         #[command(subcommand)]
         action: ResourcesAction,
     },
+}
+
+/// `on` or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
+impl OnOff {
+    fn on(self) -> bool {
+        self == OnOff::On
+    }
 }
 
 /// What `ha-daemon resources` does.
@@ -217,6 +277,40 @@ pub async fn dispatch(command: Command) -> Result<(), String> {
             client::status(&load(&config)?.control_socket, json).await
         }
         Command::Events { config } => client::events(&load(&config)?.control_socket).await,
+        Command::Switchover { config, to } => {
+            let socket = load(&config)?.control_socket;
+            client::command(&socket, Request::Switchover { to }).await?;
+            println!("switchover requested");
+            Ok(())
+        }
+        Command::Drill {
+            config,
+            to,
+            peer_socket,
+            timeout_s,
+        } => {
+            let config = load(&config)?;
+            client::drill(
+                &config.control_socket,
+                peer_socket.as_deref(),
+                (config.node_id, config.peer_node_id),
+                to,
+                std::time::Duration::from_secs(timeout_s),
+            )
+            .await
+        }
+        Command::Standby { config, state } => {
+            let socket = load(&config)?.control_socket;
+            client::command(&socket, Request::Standby { on: state.on() }).await?;
+            println!("standby {}", if state.on() { "on" } else { "off" });
+            Ok(())
+        }
+        Command::Maintenance { config, state } => {
+            let socket = load(&config)?.control_socket;
+            client::command(&socket, Request::Maintenance { on: state.on() }).await?;
+            println!("maintenance {}", if state.on() { "on" } else { "off" });
+            Ok(())
+        }
         Command::Resources {
             config,
             json,

@@ -1,25 +1,34 @@
 //! `ha-daemon run`: load the configuration and the key, validate the resource group,
 //! bind the control socket, lock memory, start the detection thread, survey the resource
-//! group (adopting it, untouched, when it is already fully running, and then watching
-//! it), and write every detector event and group report to stdout, and to `events`
+//! group, and write every detector event and group report to stdout, and to `events`
 //! clients of the control socket, as one JSON object per line until SIGTERM or SIGINT.
-//! (Cluster logic builds on this.)
+//!
+//! With `[cluster]`, the [`cluster`] driver owns the role decisions from the survey on:
+//! it adopts a running group, acquires, releases and supervises it as the core decides,
+//! and its events and group runs are printed too. Without it the daemon only watches:
+//! a group found fully running is adopted, untouched, and supervised.
+
+mod cluster;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
 use crate::{
     config::{Config, ConfigError},
     control::{
-        server::{ControlError, ControlSocket, StatusQuery},
-        status::{DetectionStatus, Status},
+        server::{ControlError, ControlSocket, Query},
+        status::{ClusterStatus, DetectionStatus, Status},
     },
-    core::supervision::Survey,
-    detection::{Detection, DetectionError, EvidenceMode, Report},
-    io::{clock, key_file, realtime},
+    core::{
+        cluster::{Advert, Cluster, SettingsError},
+        supervision::Survey,
+        wire::{Flags, ResourceHealth, Role},
+    },
+    detection::{AdvertChannels, Detection, DetectionError, EvidenceMode, Report, ReportBody},
+    io::{clock, epoch_file, key_file, realtime},
     resource::{build::group_from, group::ResourceGroup, supervise},
 };
 
@@ -44,7 +53,35 @@ pub enum DaemonError {
     /// The control socket could not be set up (or another daemon holds it).
     #[error("{0}")]
     Control(#[from] ControlError),
+    /// The epoch file cannot be read.
+    #[error("{0}")]
+    Epoch(#[from] epoch_file::EpochFileError),
+    /// The epoch file's directory cannot be created.
+    #[error("epoch file directory {path}: {source}")]
+    EpochDirectory {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The cluster settings break an invariant.
+    #[error("cluster: {0}")]
+    Cluster(#[from] SettingsError),
 }
+
+/// The answer to an operator command without `[cluster]`.
+const NO_CLUSTER: &str =
+    "this daemon only watches: its configuration has no [cluster] table (no role decisions)";
+
+/// What our heartbeats say before the cluster core runs (and always without
+/// `[cluster]`): not holding, epoch 0, health unknown.
+const WATCHING: Advert = Advert {
+    role: Role::Secondary,
+    epoch: 0,
+    flags: Flags::empty(),
+    health: ResourceHealth::Unknown,
+};
 
 /// Everything the daemon prints goes to stdout and to the control socket's `events`
 /// clients.
@@ -53,6 +90,18 @@ struct Output {
 }
 
 impl Output {
+    /// Prints `line` (an object) with `monotonic_ns`, the time now, added.
+    fn emit_at(&self, line: impl serde::Serialize) {
+        match serde_json::to_value(&line) {
+            Ok(serde_json::Value::Object(mut object)) => {
+                object.insert("monotonic_ns".into(), clock::monotonic_ns().into());
+                self.emit(object);
+            }
+            Ok(other) => self.emit(other),
+            Err(error) => error!(%error, "cannot encode a report"),
+        }
+    }
+
     fn emit(&self, line: impl serde::Serialize) {
         match serde_json::to_string(&line) {
             Ok(line) => {
@@ -82,9 +131,28 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
     }
     let identity = (config.cluster_id, config.node_id, config.peer_node_id);
     let supervision = config.group;
+    let cluster_config = config.cluster.clone();
+    let epoch = match &cluster_config {
+        Some(cluster) => {
+            if let Some(dir) = cluster.epoch_file.parent() {
+                std::fs::create_dir_all(dir).map_err(|source| DaemonError::EpochDirectory {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+            }
+            epoch_file::load(&cluster.epoch_file)?
+        }
+        None => 0,
+    };
+    let (advert_tx, advert_rx) = watch::channel(WATCHING);
+    let (peer_advert_tx, peer_advert_rx) = watch::channel(None);
+    let adverts = AdvertChannels {
+        ours: advert_rx,
+        peers: peer_advert_tx,
+    };
     let (reports_tx, mut reports) = mpsc::unbounded_channel::<Report>();
     let (detection_status, status_requests) = mpsc::unbounded_channel();
-    let (thread, mode) = start_detection(config, key, reports_tx, status_requests)?;
+    let (thread, mode) = start_detection(config, key, adverts, reports_tx, status_requests)?;
     match &mode {
         EvidenceMode::Ebpf { pinned, adopted } => info!(
             pinned,
@@ -102,13 +170,38 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
     let (survey, report) = supervise::survey(&group).await;
     output.emit(serde_json::json!({ "monotonic_ns": clock::monotonic_ns(), "resources": report }));
     let (group_tx, mut group_reports) = mpsc::unbounded_channel();
-    if survey == Survey::Running {
-        info!("resource group already running: adopted as it is");
-        let group = Arc::clone(&group);
-        tokio::spawn(async move { supervise::supervise(&group, supervision, group_tx).await });
-    }
+    let mut driver = match cluster_config {
+        Some(cluster_config) => {
+            let core = Cluster::new(
+                cluster_config.settings.clone(),
+                clock::now(),
+                epoch,
+                cluster::found(&survey),
+            )?;
+            let mut driver = cluster::ClusterDriver::new(
+                core,
+                cluster_config,
+                Arc::clone(&group),
+                supervision,
+                advert_tx,
+                peer_advert_rx,
+            );
+            driver.drain(&output);
+            Some(driver)
+        }
+        None => {
+            if survey == Survey::Running {
+                info!("resource group already running: adopted as it is");
+                let group = Arc::clone(&group);
+                tokio::spawn(
+                    async move { supervise::supervise(&group, supervision, group_tx).await },
+                );
+            }
+            None
+        }
+    };
 
-    let (queries_tx, mut queries) = mpsc::unbounded_channel::<StatusQuery>();
+    let (queries_tx, mut queries) = mpsc::unbounded_channel::<Query>();
     let serving = control.serve(queries_tx, output.events.clone());
     tokio::pin!(serving);
     let evidence = match &mode {
@@ -121,23 +214,39 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
     loop {
         tokio::select! {
             report = reports.recv() => match report {
-                Some(report) => output.emit(report),
+                Some(report) => {
+                    if let (Some(driver), ReportBody::Event(event)) = (&mut driver, &report.body) {
+                        driver.detector(&output, event);
+                    }
+                    output.emit(report);
+                }
                 None => {
                     let _ = thread.join();
                     return Err(DaemonError::Thread("stopped".into()));
                 }
             },
+            () = step(&mut driver, &output) => {}
             Some(report) = group_reports.recv() => output.emit(report),
-            Some(reply) = queries.recv() => {
-                let asked = StatusAsked {
-                    identity,
-                    evidence,
-                    uptime_s: started.elapsed().as_secs_f64(),
-                    detection: detection_status.clone(),
-                    group: Arc::clone(&group),
-                };
-                tokio::spawn(asked.answer(reply));
-            }
+            Some(query) = queries.recv() => match query {
+                Query::Command(command, reply) => {
+                    let answer = match &mut driver {
+                        Some(driver) => driver.command(&output, command).map_err(|e| e.to_string()),
+                        None => Err(NO_CLUSTER.to_owned()),
+                    };
+                    let _ = reply.send(answer);
+                }
+                Query::Status(reply) => {
+                    let asked = StatusAsked {
+                        identity,
+                        evidence,
+                        uptime_s: started.elapsed().as_secs_f64(),
+                        detection: detection_status.clone(),
+                        group: Arc::clone(&group),
+                        cluster: driver.as_ref().map(cluster::ClusterDriver::status),
+                    };
+                    tokio::spawn(asked.answer(reply));
+                }
+            },
             () = &mut serving => {}
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
@@ -150,11 +259,20 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// The cluster driver's next step; never, without one.
+async fn step(driver: &mut Option<cluster::ClusterDriver>, output: &Output) {
+    match driver {
+        Some(driver) => driver.step(output).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Starts the detection thread (SCHED_FIFO when configured) and waits until detection
 /// runs; returns the thread and the evidence mode it runs in.
 fn start_detection(
     config: Config,
     key: crate::core::wire::HeartbeatKey,
+    adverts: AdvertChannels,
     reports: mpsc::UnboundedSender<Report>,
     status: mpsc::UnboundedReceiver<oneshot::Sender<DetectionStatus>>,
 ) -> Result<(std::thread::JoinHandle<()>, EvidenceMode), DaemonError> {
@@ -185,7 +303,7 @@ fn start_detection(
                 }
             };
             runtime.block_on(async move {
-                match Detection::start(config, key, clock::now()) {
+                match Detection::start(config, key, adverts, clock::now()) {
                     Ok((detection, edges, mode)) => {
                         let _ = started_tx.send(Ok(mode));
                         detection.run(edges, reports, status).await;
@@ -211,10 +329,11 @@ struct StatusAsked {
     uptime_s: f64,
     detection: mpsc::UnboundedSender<oneshot::Sender<DetectionStatus>>,
     group: Arc<ResourceGroup>,
+    cluster: Option<ClusterStatus>,
 }
 
 impl StatusAsked {
-    async fn answer(self, reply: StatusQuery) {
+    async fn answer(self, reply: oneshot::Sender<Status>) {
         let (ask, detection) = oneshot::channel();
         if self.detection.send(ask).is_err() {
             return;
@@ -237,6 +356,7 @@ impl StatusAsked {
             uptime_s: self.uptime_s,
             detection,
             resources,
+            cluster: self.cluster,
         });
     }
 }

@@ -15,23 +15,27 @@
 //! Outputs, each stamped, sent to the daemon's main runtime: detector events, and
 //! rejected heartbeats (per link and reason, when the count reaches 1, 2, 4, 8, ...:
 //! every kind of trouble is reported at once, a flood only logarithmically).
+//!
+//! The cluster's side of the heartbeats: every heartbeat sent carries the [`Advert`] last
+//! published by the main runtime (role, epoch, flags, health), and the advert of each
+//! verified peer heartbeat newer than the last one forwarded is published back when it
+//! differs from it.
 
 use std::{sync::Arc, time::Duration};
 
 use ha_common::{Counters, echo};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
 use crate::{
     config::Config,
     control::status::{DetectionStatus, LinkReport},
     core::{
+        cluster::Advert,
         detector::{Detector, Event},
         evidence::{EvidenceKind, LinkId, LinkSet},
         time::Instant,
-        wire::{
-            self, Flags, Heartbeat, HeartbeatKey, RejectCounts, ReplayGuard, ResourceHealth, Role,
-        },
+        wire::{self, Heartbeat, HeartbeatKey, RejectCounts, ReplayGuard},
     },
     io::{
         bpf_pins::PinDir,
@@ -121,6 +125,20 @@ pub struct Detection {
     last_wake: Instant,
     /// Silence is not judged before this (see [`Detection::woke`]).
     judge_after: Instant,
+    /// What our heartbeats say (published by the main runtime).
+    advert: watch::Receiver<Advert>,
+    /// The peer's latest advert, for the main runtime.
+    peer_advert: watch::Sender<Option<Advert>>,
+    /// Sequence number of the peer heartbeat whose advert was forwarded last.
+    peer_seq: u64,
+}
+
+/// The advert channels between the detection thread and the main runtime.
+pub struct AdvertChannels {
+    /// What our heartbeats say.
+    pub ours: watch::Receiver<Advert>,
+    /// The peer's latest advert.
+    pub peers: watch::Sender<Option<Advert>>,
 }
 
 impl Detection {
@@ -129,6 +147,7 @@ impl Detection {
     pub fn start(
         config: Config,
         key: HeartbeatKey,
+        adverts: AdvertChannels,
         now: Instant,
     ) -> Result<(Self, Option<EdgeEvents>, EvidenceMode), DetectionError> {
         let sockets = config
@@ -223,6 +242,9 @@ impl Detection {
                 seq,
                 last_wake: now,
                 judge_after: now,
+                advert: adverts.ours,
+                peer_advert: adverts.peers,
+                peer_seq: 0,
             },
             edges,
             mode,
@@ -330,14 +352,15 @@ impl Detection {
 
     fn send_all(&mut self) {
         self.seq += 1;
+        let advert = *self.advert.borrow();
         let heartbeat = Heartbeat {
             seq: self.seq,
             cluster_id: self.config.cluster_id,
             node_id: self.config.node_id,
-            epoch: 0,
-            role: Role::Secondary,
-            flags: Flags::empty(),
-            health: ResourceHealth::Unknown,
+            epoch: advert.epoch,
+            role: advert.role,
+            flags: advert.flags,
+            health: advert.health,
             hears: self.detector.hearing(),
         };
         let datagram = wire::encode(&heartbeat, &self.key);
@@ -441,6 +464,15 @@ impl Detection {
                 let _ =
                     self.detector
                         .handle_heartbeat(Instant::from_nanos(at_ns), id, heartbeat.seq);
+                if heartbeat.seq > self.peer_seq {
+                    self.peer_seq = heartbeat.seq;
+                    let advert = Some(Advert::from(&heartbeat));
+                    self.peer_advert.send_if_modified(|last| {
+                        let changed = *last != advert;
+                        *last = advert;
+                        changed
+                    });
+                }
             }
             (Err(reject), _) => {
                 self.rejects[link].record(reject);
@@ -466,7 +498,7 @@ async fn next_edge(edges: &mut Option<EdgeEvents>) -> std::io::Result<()> {
 }
 
 /// The tokio instant at which CLOCK_MONOTONIC reaches `at`.
-fn tokio_deadline(at: Instant) -> tokio::time::Instant {
+pub(crate) fn tokio_deadline(at: Instant) -> tokio::time::Instant {
     let ahead = at.as_nanos().saturating_sub(clock::monotonic_ns());
     tokio::time::Instant::now() + Duration::from_nanos(ahead)
 }

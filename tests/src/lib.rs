@@ -14,6 +14,9 @@
 //! - [`lxc::Container`], [`lxc::TestUser`]: a busybox container (privileged or owned by a
 //!   test user), destroyed on drop; the user, deleted on drop.
 //!
+//! - [`witness::WitnessLan`]: a witness namespace both nodes of a [`topology::TwoNodes`]
+//!   reach; deleted on drop.
+//!
 //! Tests that change kernel state run one at a time (`--test-threads=1`).
 
 pub mod bpffs;
@@ -28,6 +31,7 @@ pub mod nft;
 pub mod packet;
 pub mod prog_test;
 pub mod topology;
+pub mod witness;
 
 use std::process::Command;
 

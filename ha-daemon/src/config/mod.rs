@@ -53,7 +53,8 @@
 //! ```
 //!
 //! The resource group, `[group]` and `[[resource]]` (none by default), is described in
-//! `config/resources.rs`.
+//! `config/resources.rs`; the role decisions, `[cluster]` (none by default: watch only),
+//! in `config/cluster.rs`.
 
 use std::fmt;
 use std::fmt::Debug;
@@ -73,8 +74,11 @@ use crate::core::wire::LINK_SLOTS;
 use crate::resource::build::ResourceSettings;
 use crate::resource::supervise::SupervisionSettings;
 
+mod cluster;
 mod resources;
 mod source;
+
+pub use self::cluster::{ClusterConfig, DEFAULT_FENCE_TIMEOUT};
 
 /// Replication (DRBD) ports when the file names none.
 pub const DEFAULT_REPLICATION_PORTS: RangeInclusive<u16> = 7788..=7799;
@@ -121,6 +125,8 @@ pub struct Config {
     pub group: SupervisionSettings,
     /// The resource group's members in start order (`[[resource]]`); may be empty.
     pub resources: Vec<ResourceSettings>,
+    /// The role decisions (`[cluster]`); `None`: the daemon only watches the group.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// Heartbeat sending (`[heartbeat]`).
@@ -257,6 +263,7 @@ struct RawConfig {
     link: Option<Spanned<Vec<Spanned<RawLink>>>>,
     group: Option<resources::RawGroup>,
     resource: Option<Vec<Spanned<resources::RawResource>>>,
+    cluster: Option<Spanned<cluster::RawCluster>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -382,6 +389,19 @@ impl RawConfig {
         let links = parse_links(source, self.link)?;
         let group = self.group.unwrap_or_default().into_settings(source)?;
         let resources = resources::parse_resources(source, self.resource)?;
+        let node = cluster::Node {
+            cluster_id,
+            node_id,
+            peer_node_id,
+            dead_after_max: detector.dead_after_max,
+        };
+        let cluster = self
+            .cluster
+            .map(|raw| {
+                let table = raw.span().start;
+                raw.into_inner().into_config(source, &node, table)
+            })
+            .transpose()?;
         Ok(Config {
             cluster_id,
             node_id,
@@ -398,6 +418,7 @@ impl RawConfig {
             links,
             group,
             resources,
+            cluster,
         })
     }
 }
@@ -761,6 +782,7 @@ peer = "2001:db8::2"
                 ],
                 group: SupervisionSettings::DEFAULT,
                 resources: Vec::new(),
+                cluster: None,
             }
         );
     }
@@ -893,7 +915,7 @@ peer = "2001:db8::2"
                 "cluster.toml:5:1: colour: unknown field `colour`, expected one of `cluster_id`, \
                  `node_id`, `peer_node_id`, `key_file`, `bpf_pin_directory`, `control_socket`, \
                  `control_group`, `ebpf`, \
-                 `replication_ports`, `heartbeat`, `detector`, `realtime`, `link`, `group`, `resource`",
+                 `replication_ports`, `heartbeat`, `detector`, `realtime`, `link`, `group`, `resource`, `cluster`",
             ),
             (
                 &format!("{ROOT}bpf_pin_directory = \"bpf\"\n{LINK}"),

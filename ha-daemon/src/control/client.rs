@@ -1,4 +1,5 @@
-//! The CLI's side of the control socket: `ha-daemon status` and `ha-daemon events`.
+//! The CLI's side of the control socket: `ha-daemon status`, `events` and the operator
+//! commands (`switchover`, `standby`, `maintenance`).
 
 use std::path::Path;
 
@@ -6,11 +7,12 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::UnixStream;
 
 use super::Request;
+use super::drill::Drill;
 use super::status::Status;
 
 /// Prints the daemon's status: the table, or the JSON object with `json`.
 pub async fn status(socket: &Path, json: bool) -> Result<(), String> {
-    let mut lines = request(socket, Request::Status).await?;
+    let mut lines = request(socket, Request::Status {}).await?;
     let line = lines
         .next_line()
         .await
@@ -31,9 +33,87 @@ pub async fn status(socket: &Path, json: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Sends an operator command (`request` must be one) and waits for its answer; the
+/// error is the daemon's reason for refusing it.
+pub async fn command(socket: &Path, request: Request) -> Result<(), String> {
+    let mut lines = self::request(socket, request).await?;
+    let line = lines
+        .next_line()
+        .await
+        .map_err(|error| format!("reading from {}: {error}", socket.display()))?
+        .ok_or_else(|| format!("{} closed without an answer", socket.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&line).map_err(|error| format!("the daemon's answer: {error}"))?;
+    match value.get("error") {
+        Some(error) => Err(format!(
+            "the daemon refused: {}",
+            error
+                .as_str()
+                .map_or_else(|| error.to_string(), str::to_owned)
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Runs a drill: follows the events of this node (and of the peer, when its control
+/// socket is reachable from here), asks this node for a switchover, waits up to
+/// `timeout` until every followed node ended its part, and prints their timelines.
+/// Fails when the switchover is refused, fails, or does not end in time.
+pub async fn drill(
+    socket: &Path,
+    peer_socket: Option<&Path>,
+    ids: (u16, u16),
+    to: Option<u16>,
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    let mut ours = request(socket, Request::Events {}).await?;
+    let mut peers = match peer_socket {
+        Some(peer) => Some(request(peer, Request::Events {}).await?),
+        None => None,
+    };
+    let watched: Vec<u16> = match peer_socket {
+        Some(_) => vec![ids.0, ids.1],
+        None => vec![ids.0],
+    };
+    let mut drill = Drill::new(crate::io::clock::monotonic_ns(), &watched);
+    command(socket, Request::Switchover { to }).await?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !drill.done() {
+        let next = async {
+            match &mut peers {
+                Some(peers) => tokio::select! {
+                    line = ours.next_line() => (0, line),
+                    line = peers.next_line() => (1, line),
+                },
+                None => (0, ours.next_line().await),
+            }
+        };
+        let (node, line) = match tokio::time::timeout_at(deadline, next).await {
+            Ok((node, Ok(Some(line)))) => (node, line),
+            Ok((_, Ok(None))) => return Err("a daemon closed its event stream".to_owned()),
+            Ok((_, Err(error))) => return Err(format!("reading events: {error}")),
+            Err(_) => {
+                print!("{drill}");
+                return Err(format!("the switchover did not end within {timeout:?}"));
+            }
+        };
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
+            drill.observe(node, &value);
+        }
+    }
+    print!("{drill}");
+    match drill.failure() {
+        Some((node, end)) => Err(format!(
+            "the switchover failed on node {node}; the group is held by {} (as node {node} sees it)",
+            end.owner
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Prints the daemon's events, one JSON object per line, until it stops or Ctrl-C.
 pub async fn events(socket: &Path) -> Result<(), String> {
-    let mut lines = request(socket, Request::Events).await?;
+    let mut lines = request(socket, Request::Events {}).await?;
     loop {
         tokio::select! {
             line = lines.next_line() => match line {

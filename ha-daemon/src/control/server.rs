@@ -22,8 +22,17 @@ use super::{MAX_REQUEST, Request, parse_request};
 /// How long a client may take to send its request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A status request: the daemon answers on the sender.
-pub type StatusQuery = oneshot::Sender<Status>;
+/// What a client asks of the daemon's main loop; it answers on the sender.
+#[derive(Debug)]
+pub enum Query {
+    /// A status snapshot.
+    Status(oneshot::Sender<Status>),
+    /// An operator command; the answer is `Ok` or the reason it was refused.
+    Command(
+        crate::core::cluster::Command,
+        oneshot::Sender<Result<(), String>>,
+    ),
+}
 
 /// Why the control socket could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -95,11 +104,11 @@ impl ControlSocket {
         Ok(socket)
     }
 
-    /// Serves clients until the daemon ends: status queries go to `queries`, events
-    /// clients get every line sent on `events`.
+    /// Serves clients until the daemon ends: status queries and commands go to
+    /// `queries`, events clients get every line sent on `events`.
     pub async fn serve(
         &self,
-        queries: mpsc::UnboundedSender<StatusQuery>,
+        queries: mpsc::UnboundedSender<Query>,
         events: broadcast::Sender<String>,
     ) {
         loop {
@@ -130,7 +139,7 @@ impl Drop for ControlSocket {
 
 async fn handle(
     stream: UnixStream,
-    queries: mpsc::UnboundedSender<StatusQuery>,
+    queries: mpsc::UnboundedSender<Query>,
     mut events: broadcast::Receiver<String>,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
@@ -152,9 +161,24 @@ async fn handle(
         }
     };
     match request {
-        Request::Status => {
+        Request::Switchover { .. } | Request::Standby { .. } | Request::Maintenance { .. } => {
             let (reply, answer) = oneshot::channel();
-            let status = match queries.send(reply) {
+            let answer = match request.command() {
+                Some(command) if queries.send(Query::Command(command, reply)).is_ok() => {
+                    answer.await.ok()
+                }
+                _ => None,
+            };
+            let line = match answer {
+                Some(Ok(())) => serde_json::json!({ "ok": true }),
+                Some(Err(error)) => serde_json::json!({ "error": error }),
+                None => serde_json::json!({ "error": "the daemon is stopping" }),
+            };
+            write.write_all(format!("{line}\n").as_bytes()).await
+        }
+        Request::Status {} => {
+            let (reply, answer) = oneshot::channel();
+            let status = match queries.send(Query::Status(reply)) {
                 Ok(()) => answer.await.ok(),
                 Err(_) => None,
             };
@@ -164,7 +188,7 @@ async fn handle(
             };
             write.write_all(format!("{line}\n").as_bytes()).await
         }
-        Request::Events => {
+        Request::Events {} => {
             let mut rest = reader.into_inner();
             let mut scratch = [0u8; 64];
             loop {

@@ -26,6 +26,43 @@ pub struct Status {
     pub detection: DetectionStatus,
     /// The resource group as monitored just now (`None` without resources).
     pub resources: Option<serde_json::Value>,
+    /// The cluster core's view (`None` without `[cluster]`: the daemon only watches).
+    #[serde(default)]
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// The cluster core's view of the roles.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// `primary` (holding the group, or acquiring or releasing it) or `secondary`.
+    pub role: String,
+    /// The highest epoch known.
+    pub epoch: u64,
+    /// Who holds the group: `us`, `peer` or `nobody`.
+    pub owner: String,
+    /// Standby is on here.
+    pub standby: bool,
+    /// Maintenance is on here.
+    pub maintenance: bool,
+    /// This node takes part in a switchover.
+    pub switchover: bool,
+    /// The group's health here, as advertised: `healthy`, `failed`, `unknown`.
+    pub health: String,
+    /// The last acquire run here, with its decision time.
+    pub last_failover: Option<FailoverReport>,
+}
+
+/// The last acquire: when it was decided, the run (`{"action": "acquire", "epoch",
+/// "reason", "result", "started_ns", "timeline"}`) and when it ended (CLOCK_MONOTONIC
+/// ns).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailoverReport {
+    /// When the claim started (the decision), if this run of the daemon saw it.
+    pub decided_ns: Option<u64>,
+    /// The run.
+    pub run: serde_json::Value,
+    /// When the run ended.
+    pub done_ns: u64,
 }
 
 /// The detector's view of the peer and of every link.
@@ -151,6 +188,45 @@ impl fmt::Display for Status {
                 link.rise_required
             )?;
         }
+        if let Some(cluster) = &self.cluster {
+            let mut flags: Vec<&str> = Vec::new();
+            for (on, name) in [
+                (cluster.standby, "standby"),
+                (cluster.maintenance, "maintenance"),
+                (cluster.switchover, "switchover"),
+            ] {
+                if on {
+                    flags.push(name);
+                }
+            }
+            writeln!(
+                f,
+                "role {}, epoch {}, owner {}, group {}{}",
+                cluster.role,
+                cluster.epoch,
+                cluster.owner,
+                cluster.health,
+                if flags.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", flags.join(", "))
+                }
+            )?;
+            if let Some(failover) = &cluster.last_failover {
+                let run = &failover.run;
+                let took = failover
+                    .decided_ns
+                    .map(|at| failover.done_ns.saturating_sub(at) as f64 / 1e6);
+                writeln!(
+                    f,
+                    "last acquire: epoch {}, {}, {}{}",
+                    run["epoch"],
+                    run["reason"].as_str().unwrap_or("?"),
+                    run["result"]["type"].as_str().unwrap_or("?"),
+                    took.map_or(String::new(), |ms| format!(", {ms:.1} ms from decision"))
+                )?;
+            }
+        }
         match &self.resources {
             Some(resources) => {
                 writeln!(
@@ -236,8 +312,22 @@ mod tests {
                 links: vec![report],
             },
             resources: None,
+            cluster: Some(ClusterStatus {
+                role: "primary".to_owned(),
+                epoch: 4,
+                owner: "us".to_owned(),
+                standby: false,
+                maintenance: true,
+                switchover: false,
+                health: "healthy".to_owned(),
+                last_failover: None,
+            }),
         }
         .to_string();
+        assert!(
+            table.contains("role primary, epoch 4, owner us, group healthy, maintenance"),
+            "{table}"
+        );
         assert!(table.contains("peer alive"), "{table}");
         assert!(table.contains("down (carrier_loss)"), "{table}");
         assert!(table.contains("resources: none configured"), "{table}");

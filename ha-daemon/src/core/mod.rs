@@ -15,6 +15,7 @@
 //! - [`dampening`]: flap penalty with a half-life, and the `rise` it implies.
 //! - [`evidence`]: links ([`evidence::LinkId`], [`evidence::LinkSet`]) and the evidence
 //!   that arrives on them.
+//! - [`icmp`]: the witness probe's echo request and reply matching.
 //! - [`link`]: one link's state, hysteresis and dead time.
 //! - [`plan`]: the resource group's steps: start up, stop down, roll back a failed start,
 //!   restart a failed member.
@@ -33,6 +34,7 @@ pub mod detector_config;
 pub mod drbd_events;
 pub mod estimator;
 pub mod evidence;
+pub mod icmp;
 pub mod link;
 pub mod plan;
 pub mod supervision;

@@ -9,3 +9,4 @@ pub mod epoch_file;
 pub mod key_file;
 pub mod link_socket;
 pub mod realtime;
+pub mod witness;
