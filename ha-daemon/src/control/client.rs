@@ -12,17 +12,7 @@ use super::status::Status;
 
 /// Prints the daemon's status: the table, or the JSON object with `json`.
 pub async fn status(socket: &Path, json: bool) -> Result<(), String> {
-    let mut lines = request(socket, Request::Status {}).await?;
-    let line = lines
-        .next_line()
-        .await
-        .map_err(|error| format!("reading from {}: {error}", socket.display()))?
-        .ok_or_else(|| format!("{} closed without an answer", socket.display()))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&line).map_err(|error| format!("the daemon's answer: {error}"))?;
-    if let Some(error) = value.get("error") {
-        return Err(format!("the daemon refused: {error}"));
-    }
+    let (line, value) = answer(socket, Request::Status {}).await?;
     if json {
         println!("{line}");
         return Ok(());
@@ -36,6 +26,12 @@ pub async fn status(socket: &Path, json: bool) -> Result<(), String> {
 /// Sends an operator command (`request` must be one) and waits for its answer; the
 /// error is the daemon's reason for refusing it.
 pub async fn command(socket: &Path, request: Request) -> Result<(), String> {
+    answer(socket, request).await.map(drop)
+}
+
+/// Sends `request` and reads the one-line answer, as text and parsed; an answer with an
+/// `error` key is the daemon's refusal, returned as the error.
+async fn answer(socket: &Path, request: Request) -> Result<(String, serde_json::Value), String> {
     let mut lines = self::request(socket, request).await?;
     let line = lines
         .next_line()
@@ -51,7 +47,7 @@ pub async fn command(socket: &Path, request: Request) -> Result<(), String> {
                 .as_str()
                 .map_or_else(|| error.to_string(), str::to_owned)
         )),
-        None => Ok(()),
+        None => Ok((line, value)),
     }
 }
 
