@@ -532,12 +532,7 @@ impl RawLink {
     ) -> Result<LinkSettings, ConfigError> {
         let key = |field: &str| format!("link[{index}].{field}");
         let name = self.name.get_ref();
-        if name.is_empty()
-            || name.len() > 32
-            || !name
-                .bytes()
-                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
-        {
+        if !is_name(name) {
             return Err(source.invalid(
                 &key("name"),
                 &self.name,
@@ -623,6 +618,14 @@ fn parse_links(
         parsed.push(link);
     }
     Ok(parsed)
+}
+
+/// A name of links and resources: 1 to 32 of `[A-Za-z0-9_-]`.
+fn is_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
 }
 
 /// `"PORT"` or `"FIRST-LAST"`, ports 1 to 65535, `FIRST <= LAST`.

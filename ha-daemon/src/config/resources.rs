@@ -70,8 +70,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::ConfigError;
 use super::source::Source;
+use super::{ConfigError, is_name};
 use crate::resource::build::{AgentSettings, ResourceSettings};
 use crate::resource::drbd::{DEFAULT_DRBDADM, DEFAULT_DRBDSETUP, DrbdSettings};
 use crate::resource::exec::ExecSettings;
@@ -252,12 +252,7 @@ impl RawResource {
             table,
         };
         let name = self.name.get_ref();
-        if name.is_empty()
-            || name.len() > 32
-            || !name
-                .bytes()
-                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
-        {
+        if !is_name(name) {
             return Err(at.invalid("name", &self.name, "must be 1 to 32 of [A-Za-z0-9_-]"));
         }
         if let Some(other) = earlier.iter().position(|r| r.name == *name) {
