@@ -17,6 +17,9 @@
 //! - refusals with the real messages and exit codes: promote with a non-UpToDate disk
 //!   (17), while the connected peer is primary (11), demote/down while the device is held
 //!   open (11), commands on a resource that is not up (10), `status --json` (20);
+//! - a promote refused because the connected peer is Primary waits one ping timeout
+//!   (+100 ms) and tries once more, as 8.4's `drbd_set_role` does: promoting right after
+//!   the primary died succeeds once the dead link is noticed;
 //! - create-md (fresh, Inconsistent), `--clear-bitmap new-current-uuid` (both UpToDate,
 //!   no initial sync), outdate;
 //! - protocol C: a write on the primary is on the peer's image before the FUSE write

@@ -4,7 +4,8 @@
 use std::{
     io::{BufRead as _, BufReader, Write as _},
     os::unix::net::{UnixListener, UnixStream},
-    sync::{Arc, mpsc},
+    sync::{Arc, atomic::Ordering, mpsc},
+    time::Duration,
 };
 
 use super::{EmuError, Shared, device, fresh_uuid, lock, read_meta, unix_micros, write_meta};
@@ -97,7 +98,7 @@ fn handle(shared: &Arc<Shared>, call: &Call) -> Result<String, Failure> {
             return up(shared).map_err(|e| e.unwrap_or_else(|| refused(Refusal::AlreadyUp)));
         }
         Request::Down => return down(shared).map_err(refused),
-        Request::Primary => shared.with_kernel(|k| k.promote(fresh_uuid())),
+        Request::Primary => promote(shared),
         Request::Secondary => {
             let held = held_open(shared);
             shared.with_kernel(|k| k.demote(held))
@@ -121,6 +122,22 @@ fn handle(shared: &Arc<Shared>, call: &Call) -> Result<String, Failure> {
     .map_err(refused)?;
     shared.execute(actions);
     Ok(String::new())
+}
+
+/// `drbdadm primary`, as DRBD 8.4's `drbd_set_role` does it: refused because the
+/// connected peer is Primary, it pings the peer, waits one ping timeout (plus a tenth of
+/// a second, DRBD's unit) for the connection to be found dead and tries once more. So
+/// promoting right after the primary died succeeds after that wait (as measured on real
+/// DRBD 8.4.11: about 0.8 s with ping-timeout 5); a live primary peer is still refused.
+fn promote(shared: &Shared) -> Result<Vec<Action>, Refusal> {
+    match shared.with_kernel(|k| k.promote(fresh_uuid())) {
+        Err(Refusal::TwoPrimaries) => {
+            shared.ping_wanted.store(true, Ordering::Relaxed);
+            std::thread::sleep(shared.config.ping_timeout() + Duration::from_millis(100));
+            shared.with_kernel(|k| k.promote(fresh_uuid()))
+        }
+        other => other,
+    }
 }
 
 /// A read-only query of the up resource.

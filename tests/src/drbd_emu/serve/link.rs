@@ -166,7 +166,9 @@ fn receive(shared: &Arc<Shared>, mut stream: TcpStream, stop: &AtomicBool) {
                 eprintln!("drbd-emu serve: PingAck did not arrive in time");
                 return;
             }
-            None if last_heard.elapsed() >= config.ping_interval() => {
+            None if last_heard.elapsed() >= config.ping_interval()
+                || shared.ping_wanted.swap(false, Ordering::Relaxed) =>
+            {
                 shared.send(&Frame::Ping);
                 ping_sent = Some(Instant::now());
             }

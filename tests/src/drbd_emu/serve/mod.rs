@@ -19,7 +19,7 @@ use std::{
     net::TcpStream,
     os::unix::net::UnixListener,
     path::Path,
-    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc},
+    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, atomic::AtomicBool, mpsc},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -125,6 +125,9 @@ pub(super) struct Shared {
     subscribers: Mutex<Vec<mpsc::Sender<Stamped>>>,
     acks: Mutex<Acks>,
     ack_signal: Condvar,
+    /// Set by a command that needs the peer's liveness now (a promote refused because
+    /// of a Primary peer): the link sends a ping at once instead of after `ping-int`.
+    ping_wanted: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -259,6 +262,7 @@ pub fn run(node: NodeDir) -> Result<(), EmuError> {
         node,
         config,
         commands: Mutex::new(()),
+        ping_wanted: AtomicBool::new(false),
         session: Mutex::new(None),
         io: Mutex::new(Io {
             image: None,
