@@ -26,6 +26,8 @@ pub fn binary() -> PathBuf {
 /// A running daemon. Dropping it stops it (SIGTERM, then SIGKILL after 2 s).
 pub struct Daemon {
     child: Child,
+    /// The child was reaped: its pid may belong to someone else now.
+    reaped: bool,
     lines: mpsc::Receiver<Value>,
     seen: Vec<Value>,
 }
@@ -33,8 +35,13 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `ha-daemon run --config CONFIG` in `ns`.
     pub fn start(ns: &NetNs, config: &Path) -> Self {
-        let mut child = ns
-            .command(binary())
+        Self::spawn(ns.command(binary()), config)
+    }
+
+    /// Starts `ha-daemon run --config CONFIG` through `launcher`, a command that ends
+    /// with the daemon binary (e.g. `nsenter ... -- ha-daemon`).
+    pub fn spawn(mut launcher: std::process::Command, config: &Path) -> Self {
+        let mut child = launcher
             .arg("run")
             .arg("--config")
             .arg(config)
@@ -56,6 +63,7 @@ impl Daemon {
         });
         Self {
             child,
+            reaped: false,
             lines,
             seen: Vec::new(),
         }
@@ -69,6 +77,21 @@ impl Daemon {
     /// Sends `signal` to the daemon.
     pub fn signal(&self, signal: Signal) {
         kill(self.pid(), signal).expect("signal the daemon");
+    }
+
+    /// Waits up to `limit` for the daemon to exit, then kills it; reaps it either way.
+    pub fn wait_exit(mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                self.reaped = true;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.reaped = true;
     }
 
     /// Waits up to `timeout` for a line matching `wanted`, keeping every line read in
@@ -108,6 +131,12 @@ impl Daemon {
         got
     }
 
+    /// Every line read so far, after reading what has arrived.
+    pub fn collect_all(&mut self) -> Vec<Value> {
+        self.collect_for(Duration::ZERO);
+        self.seen.clone()
+    }
+
     /// Every line read so far.
     pub fn seen(&self) -> &[Value] {
         &self.seen
@@ -116,6 +145,9 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
         let _ = kill(self.pid(), Signal::SIGCONT);
         let _ = kill(self.pid(), Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(2);

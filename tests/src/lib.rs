@@ -14,6 +14,9 @@
 //! - [`lxc::Container`], [`lxc::TestUser`]: a busybox container (privileged or owned by a
 //!   test user), destroyed on drop; the user, deleted on drop.
 //!
+//! - [`lab::Lab`]: the two-node lab (both nodes with DRBD, filesystem, container, VIP
+//!   and daemon; a client; a witness), removed on drop; [`mountns::MountNs`]: a node's
+//!   own mount namespace.
 //! - [`witness::WitnessLan`]: a witness namespace both nodes of a [`topology::TwoNodes`]
 //!   reach; deleted on drop.
 //!
@@ -23,9 +26,11 @@ pub mod bpffs;
 pub mod cluster;
 pub mod daemon;
 pub mod drbd_emu;
+pub mod lab;
 pub mod lan;
 pub mod loopdev;
 pub mod lxc;
+pub mod mountns;
 pub mod netns;
 pub mod nft;
 pub mod packet;

@@ -1,0 +1,190 @@
+//! The lab's scenarios: each drives a [`Lab`], checks what must hold, and returns what
+//! it measured (printed by `cargo xtask lab --scenario NAME`, asserted by the
+//! end-to-end tests). An `Err` names the first thing that did not hold.
+
+use std::fmt;
+use std::time::Duration;
+
+use ha_daemon::io::clock::monotonic_ns;
+use serde_json::Value;
+
+use super::probe::{self, Outage, Prober, Probes};
+use super::{Lab, NODES, VIP};
+use crate::daemon::event_type;
+
+/// How often the client probes the VIP.
+pub const PROBE_EVERY: Duration = Duration::from_millis(1);
+
+/// Fails with `message` unless `condition`.
+fn ensure(condition: bool, message: impl FnOnce() -> String) -> Result<(), String> {
+    if condition { Ok(()) } else { Err(message()) }
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+/// One step of a takeover as the new holder's daemon timed it.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// The resource.
+    pub resource: String,
+    /// `start` or `stop`.
+    pub call: String,
+    /// From the start of the run.
+    pub offset_ms: f64,
+    /// How long it took.
+    pub duration_ms: f64,
+}
+
+/// What the crash of the primary showed.
+#[derive(Clone, Debug)]
+pub struct Crash {
+    /// The node that crashed.
+    pub old: usize,
+    /// From the crash to the survivor's `peer_lost`.
+    pub detection_ms: f64,
+    /// From the crash to the survivor's claim (its decision to take over).
+    pub decision_ms: Option<f64>,
+    /// From the crash to the start of the survivor's acquire run (after the fence and
+    /// the epoch's write).
+    pub run_started_ms: Option<f64>,
+    /// From the crash to the end of the survivor's acquire run.
+    pub acquired_ms: f64,
+    /// The acquire run, step by step (fence included, before it).
+    pub steps: Vec<Step>,
+    /// The client's view.
+    pub outage: Outage,
+    /// Everything the client saw.
+    pub probes: Probes,
+}
+
+impl fmt::Display for Crash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (old, new) = (NODES[self.old], NODES[1 - self.old]);
+        writeln!(
+            f,
+            "crash of {old} (SIGKILL of its daemon, its interfaces down) at +0 ms"
+        )?;
+        writeln!(
+            f,
+            "  {new} reports peer lost        +{:8.1} ms",
+            self.detection_ms
+        )?;
+        if let Some(decision) = self.decision_ms {
+            writeln!(f, "  {new} decides to take over     +{decision:8.1} ms")?;
+        }
+        if let Some(started) = self.run_started_ms {
+            writeln!(
+                f,
+                "  {new} fenced {old}, stored its epoch, starts the group +{started:8.1} ms"
+            )?;
+        }
+        writeln!(f, "  {new} acquire run (offsets from its start):")?;
+        for step in &self.steps {
+            writeln!(
+                f,
+                "      {:<6} {:<5} at +{:8.1} ms  took {:8.1} ms",
+                step.resource, step.call, step.offset_ms, step.duration_ms
+            )?;
+        }
+        writeln!(
+            f,
+            "  {new} holds the group          +{:8.1} ms",
+            self.acquired_ms
+        )?;
+        writeln!(
+            f,
+            "  client (ICMP echo to {VIP} every {} ms): last answer from {old}, first from {new}: \
+             outage {:.1} ms ({} probes unanswered; {} sent, {} answered)",
+            PROBE_EVERY.as_millis(),
+            self.outage.duration().as_secs_f64() * 1e3,
+            self.outage.unanswered,
+            self.probes.sent,
+            self.probes.answers.len()
+        )
+    }
+}
+
+/// The primary crashes (its daemon SIGKILLed, its interfaces down). Checks: the other
+/// node holds the whole group (by the system's word: DRBD Primary, mounted, container
+/// running, VIP), the client reaches the VIP there and never both nodes, and a file
+/// written through the old primary's container before the crash is read through the
+/// new one's.
+pub fn crash(lab: &mut Lab) -> Result<Crash, String> {
+    let old = lab.start_cluster();
+    let new = 1 - old;
+    let (old_mac, new_mac) = (lab.mac(old), lab.mac(new));
+    let proof = format!("written through the container on {}", NODES[old]);
+    let wrote = lab.in_container(old, &format!("echo '{proof}' > /root/proof && sync"));
+    ensure(wrote.status.success(), || {
+        format!("writing in {}'s container: {wrote:?}", NODES[old])
+    })?;
+    let prober = Prober::start(&lab.lan.client, VIP, PROBE_EVERY);
+    super::pause(Duration::from_secs(1));
+    let crashed_ns = monotonic_ns();
+    lab.crash(old);
+    lab.wait_running(new, Duration::from_secs(60));
+    let acquired_ns = monotonic_ns();
+    super::pause(Duration::from_millis(300));
+    let probes = prober.stop()?;
+    let outage = probe::outage(&probes.answers, old_mac, new_mac)?;
+
+    let group = lab.group_on(new);
+    ensure(group.all(), || {
+        format!("{} runs only {group:?}", NODES[new])
+    })?;
+    let role = lab.drbd(new).adm_ok(&["role", "r0"]);
+    ensure(role.starts_with("Primary/"), || {
+        format!("DRBD on {} is {role}", NODES[new])
+    })?;
+    let read = lab.in_container(new, "cat /root/proof");
+    let text = String::from_utf8_lossy(&read.stdout);
+    ensure(text.trim() == proof, || {
+        format!("the file on {} reads {text:?}: {read:?}", NODES[new])
+    })?;
+
+    let lines = lab.daemon(new).map(|d| d.collect_all()).unwrap_or_default();
+    let after = |line: &&Value| line["monotonic_ns"].as_u64() >= Some(crashed_ns);
+    let lost_ns = lines
+        .iter()
+        .filter(after)
+        .find(|line| event_type(line) == Some("peer_lost"))
+        .and_then(|line| line["monotonic_ns"].as_u64())
+        .ok_or("the survivor never reported peer_lost")?;
+    let status = lab.status(new).ok_or("the survivor does not answer")?;
+    let failover = &status["cluster"]["last_failover"];
+    let decision_ms = failover["decided_ns"]
+        .as_u64()
+        .map(|ns| ms(ns.saturating_sub(crashed_ns)));
+    Ok(Crash {
+        old,
+        detection_ms: ms(lost_ns.saturating_sub(crashed_ns)),
+        decision_ms,
+        run_started_ms: failover["run"]["started_ns"]
+            .as_u64()
+            .map(|ns| ms(ns.saturating_sub(crashed_ns))),
+        acquired_ms: ms(failover["done_ns"]
+            .as_u64()
+            .unwrap_or(acquired_ns)
+            .saturating_sub(crashed_ns)),
+        steps: steps(&failover["run"]["timeline"]),
+        outage,
+        probes,
+    })
+}
+
+/// The steps of a run's timeline.
+pub fn steps(timeline: &Value) -> Vec<Step> {
+    timeline["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|step| Step {
+            resource: step["resource"].as_str().unwrap_or("?").to_owned(),
+            call: step["call"].as_str().unwrap_or("?").to_owned(),
+            offset_ms: step["offset_ms"].as_f64().unwrap_or_default(),
+            duration_ms: step["duration_ms"].as_f64().unwrap_or_default(),
+        })
+        .collect()
+}
