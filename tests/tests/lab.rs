@@ -31,6 +31,7 @@ fn a_crashed_primary_is_replaced_and_its_data_is_on_the_survivor() {
         return;
     }
     let mut lab = Lab::new(&LabOptions::default());
-    let report = scenario::crash(&mut lab).unwrap_or_else(|e| panic!("{e}"));
+    let holder = lab.start_cluster();
+    let report = scenario::crash(&mut lab, holder).unwrap_or_else(|e| panic!("{e}"));
     println!("{report}");
 }

@@ -1,277 +1,280 @@
-//! The demo behind `cargo xtask lab` (until the two-node failover lab replaces it).
+//! `cargo xtask lab`: the two-node lab ([`ha_tests::lab`]) on this machine.
 //!
-//! 1. Kernel counters: two network namespaces joined by a veth link, `ha-daemon
-//!    counters` attached on node A, and node B sending heartbeats, then DRBD-like
-//!    replication traffic, then a silence, then heartbeats again.
-//! 2. Failure detection: two `ha-daemon run` daemons over two links; one link is cut
-//!    (degraded), then the other (peer lost, with the detection time), then both are
-//!    restored (peer alive after `rise`).
+//! ```text
+//! lab [--scenario NAME] [--runs N] [--keep]     build the lab, run a scenario, clean up
+//! lab down                                      stop a lab left running with --keep
+//! ```
 //!
-//! Everything is removed on exit, on error and on Ctrl-C.
+//! The default scenario crashes the primary and prints the detection time, each takeover
+//! step and the client-observed outage. `--keep` leaves the lab up afterwards, with the
+//! commands to reach each node, until Ctrl-C or `lab down`. Everything is removed on
+//! exit, on error, on Ctrl-C and on SIGTERM: a signal makes the lab's next wait give up,
+//! and unwinding runs every guard.
 
-use std::{
-    io::Write as _,
-    process::{Child, Command, ExitCode},
-    time::Duration,
-};
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use ha_common::heartbeat;
-use ha_daemon::io::clock::monotonic_ns;
-use ha_tests::{
-    cluster::write_configs,
-    daemon::{Daemon, TempDir, event_type},
-    topology::TwoNodes,
-};
-use serde_json::Value;
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{TcpListener, TcpStream, UdpSocket},
-    time::sleep,
-};
+use clap::{Parser, Subcommand};
+use ha_tests::lab::{self, LAN_V4, Lab, NODES, REPL_V4, VIP, WITNESS, scenario};
+use nix::sys::signal::{SigSet, Signal};
+use nix::unistd::Pid;
 
-/// Kills and reaps the child on drop.
-struct ChildGuard(Child);
+/// Where a running lab writes its pid (for `lab down` and to refuse a second lab).
+const PID_FILE: &str = "/run/ha-lab.pid";
 
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+#[derive(Parser)]
+#[command(name = "lab", about = "The two-node failover lab")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Down>,
+    /// The scenario to run.
+    #[arg(long, value_enum, default_value_t = scenario::Name::Crash)]
+    scenario: scenario::Name,
+    /// How many times (a fresh lab each time); prints the spread of the outage.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+    runs: u32,
+    /// Leave the lab running afterwards, until Ctrl-C or `lab down`.
+    #[arg(long)]
+    keep: bool,
+}
+
+#[derive(Subcommand)]
+enum Down {
+    /// Stop the lab left running by `--keep` (it removes everything it made).
+    Down,
 }
 
 fn main() -> ExitCode {
-    let daemon = match std::env::current_exe() {
-        Ok(exe) => exe.with_file_name("ha-daemon"),
-        Err(e) => return fail(&format!("cannot locate ha-daemon: {e}")),
-    };
-    if !daemon.exists() {
-        return fail(&format!(
-            "{} is missing: run `cargo xtask lab`",
-            daemon.display()
-        ));
+    let cli = Cli::parse();
+    if cli.command.is_some() {
+        return down();
     }
-    if !ha_tests::require(
-        "lab",
-        &[ha_tests::Need::Root, ha_tests::Need::Program("ip")],
-    ) {
+    if !ha_tests::require("lab", &lab_needs()) {
         return ExitCode::FAILURE;
     }
-    let nodes = TwoNodes::new();
-    println!(
-        "lab: node A = netns {} ({} {} {}), node B = netns {} ({} {} {})",
-        nodes.a.name(),
-        TwoNodes::A_IF,
-        TwoNodes::A_V4,
-        TwoNodes::A_V6,
-        nodes.b.name(),
-        TwoNodes::B_IF,
-        TwoNodes::B_V4,
-        TwoNodes::B_V6
-    );
-    let link = format!("{}={},{}", TwoNodes::A_IF, TwoNodes::B_V4, TwoNodes::B_V6);
-    let child = Command::new("ip")
-        .args(["netns", "exec", nodes.a.name()])
-        .arg(&daemon)
-        .args([
-            "counters",
-            "--link",
-            &link,
-            "--interval-ms",
-            "500",
-            "--count",
-            "13",
-            "--silence-ms",
-            "200",
-        ])
-        .spawn();
-    let mut child = match child {
-        Ok(child) => ChildGuard(child),
-        Err(e) => return fail(&format!("starting ha-daemon: {e}")),
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let outcome = runtime.block_on(async {
-        tokio::select! {
-            result = scenario(&nodes) => result,
-            _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
+    if let Err(message) = claim_pid_file() {
+        eprintln!("lab: {message}");
+        return ExitCode::FAILURE;
+    }
+    // Ctrl-C and SIGTERM are taken by a thread that asks the lab to give up; the
+    // unwinding scenario then removes everything.
+    let signals = SigSet::from_iter([Signal::SIGINT, Signal::SIGTERM]);
+    if let Err(e) = signals.thread_block() {
+        eprintln!("lab: blocking signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    std::thread::spawn(move || {
+        if let Ok(signal) = signals.wait() {
+            eprintln!("lab: {signal}: stopping and cleaning up");
+            lab::interrupt();
         }
     });
-    let waited = child.0.wait();
+    let outcome = std::panic::catch_unwind(|| run(&cli));
+    let _ = std::fs::remove_file(PID_FILE);
     let _ = std::io::stdout().flush();
-    match (outcome, waited) {
-        (Ok(()), Ok(status)) if status.success() => {}
-        (Ok(()), Ok(status)) => return fail(&format!("ha-daemon exited with {status}")),
-        (Ok(()), Err(e)) => return fail(&format!("waiting for ha-daemon: {e}")),
-        (Err(e), _) => return fail(&e),
-    }
-    drop(nodes);
-    match detection() {
-        Ok(()) => {
-            println!("lab: done; daemons stopped, namespaces and veths removed");
+    match outcome {
+        Ok(Ok(())) => {
+            println!("lab: done; everything it made is removed");
             ExitCode::SUCCESS
         }
-        Err(e) => fail(&e),
+        Ok(Err(message)) => {
+            eprintln!("lab: FAILED: {message}");
+            eprintln!("lab: everything it made is removed");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("lab: stopped (see above); everything it made is removed");
+            ExitCode::FAILURE
+        }
     }
 }
 
-/// Part 2: two daemons, link cuts, the detector's events as A reports them.
-fn detection() -> Result<(), String> {
-    const INTERVAL_MS: u64 = 5;
+fn lab_needs() -> Vec<ha_tests::Need> {
+    use ha_tests::Need;
+    let mut needs = vec![Need::Root, Need::EbpfObject, Need::DaemonBinary];
+    needs.extend(
+        [
+            "nsenter",
+            "unshare",
+            "fusermount3",
+            "mkfs.ext4",
+            "lxc-create",
+            "busybox",
+            "nft",
+        ]
+        .map(Need::Program),
+    );
+    needs
+}
+
+fn run(cli: &Cli) -> Result<(), String> {
+    let mut outages = Vec::new();
+    for round in 1..=cli.runs {
+        if cli.runs > 1 {
+            println!("\nlab: run {round} of {}", cli.runs);
+        }
+        let keep = cli.keep && round == cli.runs;
+        if let Some(outage) = run_once(cli.scenario, keep)? {
+            outages.push(outage);
+        }
+    }
+    if outages.len() > 1 {
+        print_spread(&mut outages);
+    }
+    Ok(())
+}
+
+/// Builds a lab, runs `name` on it, optionally keeps it; the client outage if any.
+fn run_once(name: scenario::Name, keep: bool) -> Result<Option<f64>, String> {
+    let options = name.options();
+    let began = Instant::now();
+    println!("lab: building: namespaces a, b, client and the LAN bridge (witness {WITNESS}),");
+    println!("     DRBD r0 on each node (emulator, 64 MiB), ext4, LXC container `web`, configs");
+    let mut lab = Lab::new(&options);
+    println!("lab: built in {:.1} s in {}", secs(began), lab.dir().display());
+    describe(&lab);
+    let started = Instant::now();
+    let holder = lab.start_cluster();
+    println!(
+        "lab: both daemons up, {} holds the group ({:.1} s)\n",
+        NODES[holder],
+        secs(started)
+    );
+    for node in 0..2 {
+        print_status(&lab, node);
+    }
+    let outage = name.run(&mut lab, holder)?;
+    if keep {
+        println!();
+        for node in 0..2 {
+            print_status(&lab, node);
+        }
+        explore(&lab);
+    }
+    Ok(outage)
+}
+
+fn describe(lab: &Lab) {
+    for node in 0..2 {
+        println!(
+            "     node {}: netns {}, lan0 {} repl0 {}, config {}",
+            NODES[node],
+            lab.ns(node).name(),
+            LAN_V4[node],
+            REPL_V4[node],
+            lab.config(node).display()
+        );
+    }
+    println!(
+        "     client: netns {}, probes the VIP {VIP} every {} ms",
+        lab.lan.client.name(),
+        scenario::PROBE_EVERY.as_millis()
+    );
+}
+
+fn print_status(lab: &Lab, node: usize) {
+    let out = lab.cli(node, &["status"]);
+    println!("$ ha-daemon status   # on node {}", NODES[node]);
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    if !out.status.success() {
+        print!("{}", String::from_utf8_lossy(&out.stderr));
+    }
     println!();
-    println!("lab: part 2: two daemons (heartbeat every {INTERVAL_MS} ms) over two links");
-    let nodes = TwoNodes::with_links(2);
-    let dir = TempDir::new("lab");
-    let (a_config, b_config) = write_configs(&dir, 2, INTERVAL_MS, None);
-    let started = monotonic_ns();
-    let mut a = Daemon::start(&nodes.a, &a_config);
-    let _b = Daemon::start(&nodes.b, &b_config);
-    let wait = |daemon: &mut Daemon, kind: &'static str, secs: u64| {
-        daemon
-            .wait_for(Duration::from_secs(secs), |line| {
-                event_type(line) == Some(kind)
-            })
-            .ok_or_else(|| format!("A reported no {kind} within {secs} s"))
-    };
-    let alive = wait(&mut a, "peer_alive", 5)?;
-    println!("lab: A sees B alive {}", since(started, &alive));
-    println!("lab: 5 s of clean heartbeats, so the adaptive dead time can settle");
-    std::thread::sleep(Duration::from_secs(5));
-    a.collect_for(Duration::ZERO);
+}
 
-    let (link0, link1) = (TwoNodes::link(0), TwoNodes::link(1));
-    println!("lab: cutting link 1 ({} <-> {})", link1.a_v4, link1.b_v4);
-    let cut = monotonic_ns();
-    nodes.b.ip(&["link", "set", &link1.b_if, "down"]);
-    for line in a.collect_for(Duration::from_millis(500)) {
-        println!("lab:   A: {} {}", since(cut, &line), describe(&line));
+/// Prints how to reach the lab and waits until interrupted (the unwinding cleans up).
+fn explore(lab: &Lab) {
+    let daemon = ha_tests::daemon::binary();
+    println!("lab: kept running. To look around:");
+    for node in 0..2 {
+        let name = NODES[node];
+        println!(
+            "  node {name}: nsenter --net=/run/netns/{} --mount={}/{name}.mnt sh",
+            lab.ns(node).name(),
+            lab.dir().display()
+        );
+        println!(
+            "          {} status --config {}",
+            daemon.display(),
+            lab.config(node).display()
+        );
     }
     println!(
-        "lab: cutting link 0 ({} <-> {}): B is gone",
-        link0.a_v4, link0.b_v4
+        "  client: ip netns exec {} ping {VIP}",
+        lab.lan.client.name()
     );
-    let cut = monotonic_ns();
-    nodes.b.ip(&["link", "set", &link0.b_if, "down"]);
-    let lost = wait(&mut a, "peer_lost", 2)?;
-    for line in a.seen().iter().filter(|line| at_ns(line) >= cut) {
-        println!("lab:   A: {} {}", since(cut, line), describe(line));
+    println!("  stop:   cargo xtask lab down   (or Ctrl-C here)");
+    loop {
+        lab::pause(Duration::from_secs(3600));
     }
+}
+
+fn print_spread(outages: &mut [f64]) {
+    outages.sort_by(f64::total_cmp);
+    let n = outages.len();
+    let median = if n % 2 == 1 {
+        outages[n / 2]
+    } else {
+        (outages[n / 2 - 1] + outages[n / 2]) / 2.0
+    };
     println!(
-        "lab: peer lost {:.1} ms after the cut was started",
-        (at_ns(&lost) - cut) as f64 / 1e6
+        "\nlab: client-observed outage over {n} runs: min {:.1} ms, median {median:.1} ms, \
+         max {:.1} ms",
+        outages[0],
+        outages[n - 1]
     );
-    println!("lab: restoring both links");
-    let restore = monotonic_ns();
-    nodes.b.ip(&["link", "set", &link0.b_if, "up"]);
-    nodes.b.ip(&["link", "set", &link1.b_if, "up"]);
-    wait(&mut a, "peer_alive", 5)?;
-    for line in a.seen().iter().filter(|line| at_ns(line) >= restore) {
-        println!("lab:   A: {} {}", since(restore, line), describe(line));
+    println!(
+        "lab: each run (ms): {}",
+        outages
+            .iter()
+            .map(|o| format!("{o:.1}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
+
+fn secs(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64()
+}
+
+/// Writes our pid to [`PID_FILE`], unless a lab is running already.
+fn claim_pid_file() -> Result<(), String> {
+    if let Some(pid) = running_lab() {
+        return Err(format!(
+            "a lab is running already (pid {pid}); stop it with `cargo xtask lab down`"
+        ));
     }
-    Ok(())
+    std::fs::write(PID_FILE, std::process::id().to_string())
+        .map_err(|e| format!("writing {PID_FILE}: {e}"))
 }
 
-fn at_ns(line: &Value) -> u64 {
-    line["monotonic_ns"].as_u64().unwrap_or(0)
+/// The pid of a running lab, from [`PID_FILE`].
+fn running_lab() -> Option<Pid> {
+    let pid: i32 = std::fs::read_to_string(PID_FILE).ok()?.trim().parse().ok()?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (comm.trim() == "lab").then_some(Pid::from_raw(pid))
 }
 
-fn since(start: u64, line: &Value) -> String {
-    format!("+{:.1} ms", at_ns(line).saturating_sub(start) as f64 / 1e6)
-}
-
-/// One event line in a few words.
-fn describe(line: &Value) -> String {
-    let event = &line["event"];
-    let kind = event_type(line).unwrap_or("?");
-    match kind {
-        "link_down" => format!(
-            "{kind} link {} ({})",
-            event["link"],
-            event["reason"]["reason"].as_str().unwrap_or("?")
-        ),
-        "link_up" => format!("{kind} link {} (rise {})", event["link"], event["rise"]),
-        "degraded" => format!("{kind}: links {} down", event["down"]),
-        _ => kind.to_owned(),
+/// `lab down`: SIGTERM to the running lab, then wait for it to finish cleaning up.
+fn down() -> ExitCode {
+    let Some(pid) = running_lab() else {
+        println!("lab: no lab is running");
+        return ExitCode::SUCCESS;
+    };
+    if let Err(e) = nix::sys::signal::kill(pid, Signal::SIGTERM) {
+        eprintln!("lab: signalling the lab (pid {pid}): {e}");
+        return ExitCode::FAILURE;
     }
-}
-
-fn fail(message: &str) -> ExitCode {
-    eprintln!("lab: {message}; cleaning up");
-    ExitCode::FAILURE
-}
-
-/// B's side of the demo: about six seconds of traffic, bounded in count and time.
-fn err(what: &'static str) -> impl Fn(std::io::Error) -> String {
-    move |e| format!("{what}: {e}")
-}
-
-async fn scenario(nodes: &TwoNodes) -> Result<(), String> {
-    // Give the daemon time to attach.
-    sleep(Duration::from_millis(700)).await;
-    let (heartbeats, listener) = {
-        let _inside_b = nodes.b.enter();
-        let udp = std::net::UdpSocket::bind((TwoNodes::B_V4, 0)).map_err(err("bind"))?;
-        drop(_inside_b);
-        let _inside_a = nodes.a.enter();
-        let tcp = std::net::TcpListener::bind((TwoNodes::A_V6, 7789)).map_err(err("listen"))?;
-        (udp, tcp)
-    };
-    heartbeats
-        .set_nonblocking(true)
-        .map_err(err("nonblocking"))?;
-    listener.set_nonblocking(true).map_err(err("nonblocking"))?;
-    let heartbeats = UdpSocket::from_std(heartbeats).map_err(err("udp"))?;
-    let listener = TcpListener::from_std(listener).map_err(err("tcp"))?;
-
-    println!("lab: B sends a heartbeat every 10 ms for 2 s");
-    send_heartbeats(&heartbeats, 1..=200).await?;
-    println!("lab: B replicates 4 MiB to A over IPv6 TCP port 7789 (DRBD range)");
-    replicate(nodes, &listener, 4 << 20).await?;
-    println!("lab: B goes silent for 1 s, then heartbeats resume (watch for the edge event)");
-    sleep(Duration::from_secs(1)).await;
-    send_heartbeats(&heartbeats, 201..=350).await?;
-    Ok(())
-}
-
-async fn send_heartbeats(
-    socket: &UdpSocket,
-    seqs: std::ops::RangeInclusive<u64>,
-) -> Result<(), String> {
-    for seq in seqs {
-        let mut datagram = heartbeat::fixed_header(seq).to_vec();
-        datagram.extend_from_slice(&[0; 48]);
-        socket
-            .send_to(&datagram, (TwoNodes::A_V4, 7400))
-            .await
-            .map_err(|e| format!("send heartbeat: {e}"))?;
-        sleep(Duration::from_millis(10)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        if Instant::now() > deadline {
+            eprintln!("lab: the lab (pid {pid}) is still cleaning up after 60 s");
+            return ExitCode::FAILURE;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(())
-}
-
-async fn replicate(nodes: &TwoNodes, listener: &TcpListener, bytes: usize) -> Result<(), String> {
-    let client = {
-        let _inside_b = nodes.b.enter();
-        let socket = tokio::net::TcpSocket::new_v6().map_err(|e| format!("socket: {e}"))?;
-        socket.connect((TwoNodes::A_V6, 7789).into())
-    };
-    let (client, accepted) = tokio::join!(client, listener.accept());
-    let mut client: TcpStream = client.map_err(|e| format!("connect: {e}"))?;
-    let (mut server, _) = accepted.map_err(|e| format!("accept: {e}"))?;
-    let writer = async {
-        client.write_all(&vec![0x42; bytes]).await?;
-        client.shutdown().await
-    };
-    let reader = async {
-        let mut sink = Vec::with_capacity(bytes);
-        server.read_to_end(&mut sink).await.map(|_| sink.len())
-    };
-    let (written, read) = tokio::join!(writer, reader);
-    written.map_err(|e| format!("replicate: {e}"))?;
-    let read = read.map_err(|e| format!("receive: {e}"))?;
-    if read != bytes {
-        return Err(format!("A received {read} of {bytes} bytes"));
-    }
-    Ok(())
+    println!("lab: the lab (pid {pid}) stopped and removed everything");
+    ExitCode::SUCCESS
 }

@@ -9,7 +9,7 @@ use ha_daemon::io::clock::monotonic_ns;
 use serde_json::Value;
 
 use super::probe::{self, Outage, Prober, Probes};
-use super::{Lab, NODES, VIP};
+use super::{Lab, LabOptions, NODES, VIP};
 use crate::daemon::event_type;
 
 /// How often the client probes the VIP.
@@ -106,13 +106,41 @@ impl fmt::Display for Crash {
     }
 }
 
+/// The scenarios by name (`cargo xtask lab --scenario NAME`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Name {
+    /// Only build the lab and start the cluster (with `--keep`: to explore).
+    None,
+    /// The primary crashes: see [`crash`].
+    Crash,
+}
+
+impl Name {
+    /// The lab this scenario needs.
+    pub fn options(self) -> LabOptions {
+        LabOptions::default()
+    }
+
+    /// Runs the scenario on a started cluster whose holder is `holder`; prints its
+    /// report; returns the client-observed outage in ms when it measures one.
+    pub fn run(self, lab: &mut Lab, holder: usize) -> Result<Option<f64>, String> {
+        match self {
+            Self::None => Ok(None),
+            Self::Crash => {
+                let report = crash(lab, holder)?;
+                println!("{report}");
+                Ok(Some(report.outage.duration().as_secs_f64() * 1e3))
+            }
+        }
+    }
+}
+
 /// The primary crashes (its daemon SIGKILLed, its interfaces down). Checks: the other
 /// node holds the whole group (by the system's word: DRBD Primary, mounted, container
 /// running, VIP), the client reaches the VIP there and never both nodes, and a file
 /// written through the old primary's container before the crash is read through the
 /// new one's.
-pub fn crash(lab: &mut Lab) -> Result<Crash, String> {
-    let old = lab.start_cluster();
+pub fn crash(lab: &mut Lab, old: usize) -> Result<Crash, String> {
     let new = 1 - old;
     let (old_mac, new_mac) = (lab.mac(old), lab.mac(new));
     let proof = format!("written through the container on {}", NODES[old]);
