@@ -107,10 +107,18 @@ fn cluster_needs(test: &str) -> bool {
 }
 
 impl Running {
-    /// Both daemons (files under a directory named after `tag`) with a one-member `exec` group whose marker is `dir/<node>.marker`,
-    /// the witness, and a fence command that kills the peer's daemon (by its pid file),
-    /// removes its marker (its resources die with it) and takes its links down.
+    /// Both daemons, started together, and waits until both hear each other. See
+    /// [`Running::start_apart`].
     fn start(tag: &str) -> Self {
+        Self::start_apart(tag, Duration::ZERO)
+    }
+
+    /// Both daemons (files under a directory named after `tag`) with a one-member `exec`
+    /// group whose marker is `dir/<node>.marker`, the witness reachable from the start,
+    /// and a fence command that leaves `dir/<peer>.fenced`, kills the peer's daemon (by
+    /// its pid file), removes its marker (its resources die with it) and takes its links
+    /// down. B starts `b_later` after A. Waits until both hear each other.
+    fn start_apart(tag: &str, b_later: Duration) -> Self {
         let nodes = TwoNodes::new();
         let lan = WitnessLan::new(&nodes);
         let dir = TempDir::new(tag);
@@ -126,7 +134,7 @@ impl Running {
                 TwoNodes::A_IF
             };
             let fence = format!(
-                "kill -KILL $(cat {d}/{peer}.pid); rm -f {d}/{peer}.marker; \
+                "touch {d}/{peer}.fenced; kill -KILL $(cat {d}/{peer}.pid); rm -f {d}/{peer}.marker; \
                  ip -n {peer_ns} link set {peer_link} down && \
                  ip -n {peer_ns} link set {} down",
                 LAN_IFS[1 - me]
@@ -154,12 +162,12 @@ impl Running {
             _lan: lan,
             nodes,
         };
-        // Without the witness until both hear each other: a node that starts alone
-        // (the other still loading) would take over, fencing the other.
-        for (node, lan_if) in LAN_IFS.iter().enumerate() {
-            WitnessLan::set(running.ns(node), lan_if, false);
-        }
+        // The witness is reachable from the start: the start-up wait (default 60 s)
+        // keeps a node whose peer is still starting from fencing it.
         for (node, name) in NAMES.iter().enumerate() {
+            if node == 1 {
+                std::thread::sleep(b_later);
+            }
             let daemon = Daemon::start(running.ns(node), &running.configs[node]);
             let pid = running.dir.path().join(format!("{name}.pid"));
             std::fs::write(pid, daemon.pid().to_string()).expect("write pid file");
@@ -168,10 +176,15 @@ impl Running {
         for node in 0..2 {
             running.wait_peer_alive(node);
         }
-        for (node, lan_if) in LAN_IFS.iter().enumerate() {
-            WitnessLan::set(running.ns(node), lan_if, true);
-        }
         running
+    }
+
+    /// Whether `node` was fenced (the fence command leaves a file).
+    fn fenced(&self, node: usize) -> bool {
+        self.dir
+            .path()
+            .join(format!("{}.fenced", NAMES[node]))
+            .exists()
     }
 
     fn ns(&self, node: usize) -> &NetNs {
@@ -494,4 +507,47 @@ fn without_the_witness_there_is_no_takeover_and_an_isolated_primary_releases() {
     c.wait_markers([false, false], Duration::from_secs(5), "primary isolated");
     println!("isolated primary released after {:?}", began.elapsed());
     c.hold_markers([false, false], Duration::from_secs(1), "both isolated");
+}
+
+#[test]
+fn daemons_starting_together_or_apart_meet_without_a_fence_and_one_holds() {
+    if !cluster_needs("daemons_starting_together_or_apart_meet_without_a_fence_and_one_holds") {
+        return;
+    }
+    // Apart: B starts well after A's detector called it lost (its start-up dead time),
+    // as when B boots slower; before the start-up wait, A fenced it here.
+    for b_later in [Duration::ZERO, Duration::from_millis(1_500)] {
+        let mut c = Running::start_apart("cluster-startup", b_later);
+        let h = c.first_holder();
+        c.hold_markers(only(h), Duration::from_secs(1), "after they met");
+        for node in 0..2 {
+            assert!(
+                !c.fenced(node),
+                "B {b_later:?} later: node {node} was fenced"
+            );
+            let events = c.cluster_events(node);
+            assert!(
+                !events
+                    .iter()
+                    .any(|e| e["type"] == "claiming" && e["reason"] == "peer_lost"),
+                "B {b_later:?} later: node {node} claimed on peer loss: {events:?}"
+            );
+            if b_later > Duration::ZERO && node == 0 {
+                assert!(
+                    events
+                        .iter()
+                        .any(|e| e["type"] == "takeover_blocked" && e["cause"] == "startup_wait"),
+                    "A did not wait for B: {events:?}"
+                );
+            }
+        }
+        let status = c.status(h);
+        assert_eq!(status["cluster"]["owner"], "us", "{status}");
+        assert_eq!(
+            status["cluster"]["startup_wait_left_ms"],
+            Value::Null,
+            "{status}"
+        );
+        println!("B {b_later:?} later: node {} holds, nobody fenced", id(h));
+    }
 }

@@ -18,6 +18,8 @@
 //! release_timeout_ms = 30000     # 1..=3600000, a whole release run
 //! switchover_timeout_ms = 10000  # 1..=3600000, each step of a switchover
 //! failure_timeout_ms = 600000    # 0..=86400000
+//! startup_wait_ms = 60000        # 0..=86400000: after start, no fence and no takeover
+//!                                # until the peer is heard or this has passed (0: off)
 //! ```
 
 use std::net::IpAddr;
@@ -81,6 +83,7 @@ pub(super) struct RawCluster {
     release_timeout_ms: Option<Spanned<i64>>,
     switchover_timeout_ms: Option<Spanned<i64>>,
     failure_timeout_ms: Option<Spanned<i64>>,
+    startup_wait_ms: Option<Spanned<i64>>,
 }
 
 /// The root keys `[cluster]` depends on.
@@ -195,6 +198,13 @@ impl RawCluster {
                 0,
                 MAX_DELAY_MS,
                 d.failure_timeout,
+            )?,
+            startup_wait: ms(
+                "startup_wait_ms",
+                &self.startup_wait_ms,
+                0,
+                MAX_DELAY_MS,
+                d.startup_wait,
             )?,
             fence: fence.is_some(),
             ..d
@@ -326,7 +336,7 @@ mod tests {
         assert_eq!(parse(NODE).unwrap().cluster, None);
         let cluster = parse(&with(
             "witness = [\"2001:db8::1\", \"192.0.2.9\"]\nisolation_timeout_ms = 700\n\
-             failback_delay_ms = 0",
+             failback_delay_ms = 0\nstartup_wait_ms = 0",
         ))
         .unwrap()
         .cluster
@@ -340,6 +350,7 @@ mod tests {
             Duration::from_millis(700)
         );
         assert_eq!(cluster.settings.failback_delay, Duration::ZERO);
+        assert_eq!(cluster.settings.startup_wait, Duration::ZERO);
         assert_eq!(
             cluster.settings.acquire_timeout,
             ClusterSettings::DEFAULT_ACQUIRE_TIMEOUT
@@ -392,6 +403,10 @@ mod tests {
             (
                 "witness = [\"192.0.2.9\"]\nfence_timeout_ms = -1",
                 "cluster.toml:12:20: cluster.fence_timeout_ms = -1: must be 1..=3600000",
+            ),
+            (
+                "witness = [\"192.0.2.9\"]\nstartup_wait_ms = 86400001",
+                "cluster.toml:12:19: cluster.startup_wait_ms = 86400001: must be 0..=86400000",
             ),
             (
                 "witness = [\"192.0.2.9\"]\nquorum = 2",

@@ -50,6 +50,13 @@ pub struct ClusterStatus {
     pub health: String,
     /// The last acquire run here, with its decision time.
     pub last_failover: Option<FailoverReport>,
+    /// Why a takeover on peer loss is blocked now (`startup_wait`, `isolated`,
+    /// `not_eligible`, ...), if it is.
+    #[serde(default)]
+    pub takeover_blocked: Option<String>,
+    /// What is left of the start-up wait (the peer not heard since start), ms.
+    #[serde(default)]
+    pub startup_wait_left_ms: Option<u64>,
 }
 
 /// The last acquire: when it was decided, the run (`{"action": "acquire", "epoch",
@@ -212,6 +219,16 @@ impl fmt::Display for Status {
                     format!(", {}", flags.join(", "))
                 }
             )?;
+            if let Some(left) = cluster.startup_wait_left_ms {
+                writeln!(
+                    f,
+                    "start-up wait: peer not heard since start; no fence or takeover for {:.1} s",
+                    left as f64 / 1e3
+                )?;
+            }
+            if let Some(cause) = &cluster.takeover_blocked {
+                writeln!(f, "takeover blocked: {cause}")?;
+            }
             if let Some(failover) = &cluster.last_failover {
                 let run = &failover.run;
                 let took = failover
@@ -321,6 +338,8 @@ mod tests {
                 switchover: false,
                 health: "healthy".to_owned(),
                 last_failover: None,
+                takeover_blocked: Some("startup_wait".to_owned()),
+                startup_wait_left_ms: Some(2_500),
             }),
         }
         .to_string();
@@ -329,6 +348,8 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("peer alive"), "{table}");
+        assert!(table.contains("takeover blocked: startup_wait"), "{table}");
+        assert!(table.contains("for 2.5 s"), "{table}");
         assert!(table.contains("down (carrier_loss)"), "{table}");
         assert!(table.contains("resources: none configured"), "{table}");
     }

@@ -19,7 +19,16 @@
 //!     [`ClusterSettings::takeover_hold`] passed since both the announcement and the
 //!     witness's answer, long enough for an isolated peer to have released.
 //! - **Takeover** on peer loss needs: not in standby or maintenance, our disk usable, no
-//!   failure mark, the witness reachable. Otherwise [`Event::TakeoverBlocked`].
+//!   failure mark, the witness reachable, and the peer heard since this node started or
+//!   [`ClusterSettings::startup_wait`] passed since then. Otherwise
+//!   [`Event::TakeoverBlocked`].
+//! - **Start-up wait.** A node that has not heard its peer (a verified advert, or the
+//!   detector's `PeerAlive`) since it started neither fences nor takes over until
+//!   `startup_wait` has passed: booted together, the slower peer is still starting, not
+//!   lost. A group found running at start is kept meanwhile (the isolation rule still
+//!   applies to it). The wait ends early when the peer is heard.
+//! - **Returning peer.** A peer whose advert arrived after the detector called it lost
+//!   is coming back (its links are rising): no claim starts on that loss.
 //! - **Isolation.** While the peer is lost the witness is probed every
 //!   `witness_interval`. A primary whose probes fail for `isolation_timeout` releases.
 //!   A node without the witness never claims.
@@ -149,6 +158,8 @@ struct Peer {
     state: PeerState,
     since: Instant,
     advert: Option<Advert>,
+    /// When the latest advert arrived.
+    heard_at: Option<Instant>,
 }
 
 /// Witness probing while the peer is lost.
@@ -179,6 +190,10 @@ pub struct Cluster {
     failback_since: Option<Instant>,
     blocked: Option<Abandon>,
     conflict: Option<(u64, u64)>,
+    /// When this core started (the start-up wait counts from here).
+    started: Instant,
+    /// The peer was heard (a verified advert or `PeerAlive`) since `started`.
+    heard_peer: bool,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
 }
@@ -203,6 +218,7 @@ impl Cluster {
                 state: PeerState::Unknown,
                 since: now,
                 advert: None,
+                heard_at: None,
             },
             witness: Witness::default(),
             switchover: None,
@@ -215,6 +231,8 @@ impl Cluster {
             failback_since: None,
             blocked: None,
             conflict: None,
+            started: now,
+            heard_peer: false,
             actions: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -235,6 +253,7 @@ impl Cluster {
             | detector::Event::Degraded { .. }
             | detector::Event::AllLinksUp { .. } => return,
         };
+        self.heard_peer |= state == PeerState::Alive;
         if state != self.peer.state {
             self.peer.state = state;
             self.peer.since = now;
@@ -248,6 +267,8 @@ impl Cluster {
     pub fn handle_peer_advert(&mut self, now: Instant, advert: Advert) {
         let now = self.advance(now);
         self.peer.advert = Some(advert);
+        self.peer.heard_at = Some(now);
+        self.heard_peer = true;
         self.evaluate(now);
     }
 
@@ -421,6 +442,7 @@ impl Cluster {
             {
                 due.push(since.saturating_add(s.isolation_timeout));
             }
+            due.extend(self.startup_wait_until());
         }
         if let State::Claiming(claim) = self.state {
             due.push(self.ack_deadline(claim));
@@ -522,6 +544,24 @@ impl Cluster {
         } else {
             Owner::Nobody
         }
+    }
+
+    /// Until when the start-up wait keeps this node from taking over: `None` once the
+    /// peer was heard or the wait passed.
+    pub fn startup_wait_until(&self) -> Option<Instant> {
+        let until = self.started.saturating_add(self.settings.startup_wait);
+        (!self.heard_peer && self.now < until).then_some(until)
+    }
+
+    /// Why a takeover on peer loss is blocked now, if it is (the latest
+    /// [`Event::TakeoverBlocked`] cause while the peer stays in the same state).
+    pub fn blocked(&self) -> Option<Abandon> {
+        self.blocked
+    }
+
+    /// Whether our disk is usable for a promotion (as last told by `handle_disk`).
+    pub fn disk_usable(&self) -> bool {
+        self.disk_usable
     }
 
     /// The highest epoch known.

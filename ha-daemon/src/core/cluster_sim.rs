@@ -18,7 +18,11 @@
 //!   standby on/off, the disk becoming unusable. Maintenance is not simulated: it
 //!   suspends every guard by definition.
 //!
-//! Each run: 4 s of chaos; then everything heals, and after 4 s exactly one node must
+//! Each run starts with a clean start-up: node 1 starts together with node 0, or
+//! slowly but within the start-up wait, or well after it; nobody may fence or take over
+//! on a peer never heard before the wait passed, exactly one node holds the group once
+//! both run, and a node that starts while the other runs changes no role (except a
+//! configured failback). Then 4 s of chaos; then everything heals, and after 4 s exactly one node must
 //! hold the group; then the holder crashes and the survivor must hold it within the
 //! bound (dead time + witness + persist + fence or hold + acquire); then the crashed node
 //! restarts and for 3 s no node may acquire or release (except a configured failback).
@@ -102,6 +106,7 @@ struct Link {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    Startup,
     Chaos,
     Settle,
     Crashed,
@@ -121,8 +126,8 @@ struct World {
     settings: [ClusterSettings; 2],
     detector: DetectorConfig,
     phase: Phase,
-    /// Actions executed during `Rejoin` that are role changes.
-    rejoin_changes: Vec<(usize, Action)>,
+    /// Every role change and fence carried out: when, by which node.
+    changes: Vec<(Instant, usize, Action)>,
     log: Vec<String>,
 }
 
@@ -148,7 +153,25 @@ fn cluster_settings(
     s.failure_timeout = ms(500);
     s.fence = fence;
     s.preferred_node = preferred;
+    s.startup_wait = STARTUP_WAIT;
     s
+}
+
+/// The start-up wait of both nodes: twice the detector's start-up dead time
+/// (`dead_after_max`, 500 ms), so a slow start can outlast the latter.
+const STARTUP_WAIT: Duration = Duration::from_millis(1_000);
+
+/// How node 1 starts after node 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Start {
+    /// Within 10 ms.
+    Together,
+    /// After node 0's detector called it lost (`dead_after_max`), within 90 % of the
+    /// start-up wait.
+    Slow,
+    /// Once node 0 has surely taken over: after the start-up wait, the takeover hold
+    /// and the acquire, plus up to 200 ms.
+    Late,
 }
 
 impl World {
@@ -169,8 +192,8 @@ impl World {
             delay: Duration::from_micros(rng.below(3_000)),
         });
         let start = Instant::ZERO;
-        let nodes = std::array::from_fn(|i| Node {
-            core: Some(Cluster::new(settings[i].clone(), start, 0, Found::Stopped).expect("valid")),
+        let nodes = std::array::from_fn(|_| Node {
+            core: None,
             detector: Detector::new(detector_config(), LinkSet::first(LINKS), start)
                 .expect("valid"),
             life: 0,
@@ -191,15 +214,29 @@ impl World {
             witness_down: false,
             settings,
             detector: detector_config(),
-            phase: Phase::Chaos,
-            rejoin_changes: Vec::new(),
+            phase: Phase::Startup,
+            changes: Vec::new(),
             log: Vec::new(),
         };
-        for node in 0..2 {
-            let jitter = Duration::from_micros(world.rng.below(10_000));
-            world.schedule(jitter, Ev::Tick(node));
-        }
+        let jitter = Duration::from_micros(world.rng.below(10_000));
+        world.schedule(jitter, Ev::Restart(0));
         world
+    }
+
+    /// Node 1's start after node 0's, as `start` says.
+    fn start_offset(&mut self, start: Start) -> Duration {
+        let wait = u64::try_from(STARTUP_WAIT.as_micros()).expect("small");
+        Duration::from_micros(match start {
+            Start::Together => self.rng.below(10_000),
+            Start::Slow => {
+                let lost = u64::try_from(self.detector.dead_after_max.as_micros()).expect("small");
+                lost + self.rng.below(wait * 9 / 10 - lost)
+            }
+            Start::Late => {
+                let hold = self.settings[0].takeover_hold() + ms(300);
+                wait + u64::try_from(hold.as_micros()).expect("small") + self.rng.below(200_000)
+            }
+        })
     }
 
     fn fail(&self, what: &str) -> ! {
@@ -423,10 +460,11 @@ impl World {
     fn execute(&mut self, node: usize, life: u64, action: Action) {
         let chaos = self.phase == Phase::Chaos;
         let fence = self.settings[node].fence;
-        if self.phase == Phase::Rejoin
-            && matches!(action, Action::Acquire { .. } | Action::Release { .. })
-        {
-            self.rejoin_changes.push((node, action));
+        if matches!(
+            action,
+            Action::Acquire { .. } | Action::Release { .. } | Action::FencePeer
+        ) {
+            self.changes.push((self.now, node, action));
         }
         match action {
             Action::ProbeWitness => {
@@ -595,8 +633,87 @@ impl World {
         (0..2).find(|&n| self.nodes[n].group == Group::Running && self.nodes[n].core.is_some())
     }
 
+    /// Role changes since `from`, except the switchover of a failback to `joined`
+    /// when it is the preferred node (it pulls the group after `failback_delay`).
+    fn changes_since(&self, from: Instant, joined: usize) -> Vec<(Instant, usize, Action)> {
+        let failback = self.settings[0].preferred_node == Some(self.settings[joined].node_id);
+        self.changes
+            .iter()
+            .filter(|(at, _, action)| {
+                *at >= from
+                    && !(failback
+                        && matches!(
+                            action,
+                            Action::Release {
+                                reason: ReleaseReason::Switchover
+                            } | Action::Acquire {
+                                reason: super::cluster::AcquireReason::Switchover,
+                                ..
+                            }
+                        ))
+            })
+            .copied()
+            .collect()
+    }
+
+    /// Both nodes start (see [`Start`]) on healthy links with the witness reachable.
+    fn start_up(&mut self) -> Start {
+        let start = [Start::Together, Start::Slow, Start::Late][self.rng.below(3) as usize];
+        let offset = self.start_offset(start);
+        self.schedule(offset, Ev::Restart(1));
+        let second = Instant::ZERO.saturating_add(offset);
+        self.run_until(second.saturating_add(ms(1_500)));
+        let wait_end = Instant::ZERO.saturating_add(STARTUP_WAIT);
+        let early: Vec<_> = self
+            .changes
+            .iter()
+            .filter(|(at, _, action)| {
+                *at < wait_end
+                    && matches!(
+                        action,
+                        Action::FencePeer
+                            | Action::Acquire {
+                                reason: super::cluster::AcquireReason::PeerLost,
+                                ..
+                            }
+                    )
+            })
+            .collect();
+        if !early.is_empty() {
+            self.fail(&format!(
+                "{start:?} start: fence or takeover before the start-up wait passed: {early:?}"
+            ));
+        }
+        if start != Start::Late {
+            let fenced: Vec<_> = self
+                .changes
+                .iter()
+                .filter(|(_, _, a)| *a == Action::FencePeer)
+                .collect();
+            if !fenced.is_empty() {
+                self.fail(&format!("{start:?} start: a node was fenced: {fenced:?}"));
+            }
+        } else {
+            let after = self.changes_since(second, 1);
+            if !after.is_empty() {
+                self.fail(&format!(
+                    "a node that started while the other ran changed roles: {after:?}"
+                ));
+            }
+        }
+        let holders: Vec<usize> = (0..2).filter(|&n| self.held(n)).collect();
+        if self.holder().is_none() || holders.len() != 1 {
+            self.fail(&format!(
+                "{start:?} start: holders {holders:?} (expected exactly one, running)"
+            ));
+        }
+        start
+    }
+
     fn run(&mut self) -> (Duration, Duration) {
-        let chaos_end = Instant::ZERO.saturating_add(ms(4_000));
+        self.start_up();
+        self.phase = Phase::Chaos;
+        let chaos_end = self.now.saturating_add(ms(4_000));
         while self.now < chaos_end {
             let gap = ms(50 + self.rng.below(350));
             let at = self.now.saturating_add(gap).min(chaos_end);
@@ -648,25 +765,10 @@ impl World {
         };
 
         self.phase = Phase::Rejoin;
+        let rejoined = self.now;
         self.restart(holder);
         self.run_until(self.now.saturating_add(ms(3_000)));
-        let failback = self.settings[0].preferred_node == Some(self.settings[holder].node_id);
-        let unexpected: Vec<&(usize, Action)> = self
-            .rejoin_changes
-            .iter()
-            .filter(|(_, action)| {
-                !failback
-                    || !matches!(
-                        action,
-                        Action::Release {
-                            reason: ReleaseReason::Switchover
-                        } | Action::Acquire {
-                            reason: super::cluster::AcquireReason::Switchover,
-                            ..
-                        }
-                    )
-            })
-            .collect();
+        let unexpected = self.changes_since(rejoined, holder);
         if !unexpected.is_empty() {
             self.fail(&format!(
                 "role changes while both nodes and every link are healthy: {unexpected:?}"

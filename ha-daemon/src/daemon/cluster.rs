@@ -178,6 +178,11 @@ impl ClusterDriver {
                 || advert.flags.contains(Flags::SWITCHOVER_ACK),
             health: health_name(advert.health).to_owned(),
             last_failover: self.last_failover.clone(),
+            takeover_blocked: self.cluster.blocked().map(|cause| enum_name(&cause)),
+            startup_wait_left_ms: self.cluster.startup_wait_until().map(|until| {
+                let left = until.saturating_duration_since(clock::now());
+                u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
+            }),
         }
     }
 

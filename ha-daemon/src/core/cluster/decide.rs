@@ -201,6 +201,10 @@ impl Cluster {
                     // peer's state changes: no fence loop.
                 } else if !eligible {
                     self.block(now, Abandon::NotEligible);
+                } else if self.startup_wait_until().is_some() {
+                    self.block(now, Abandon::StartupWait);
+                } else if self.peer.heard_at.is_some_and(|at| at >= self.peer.since) {
+                    // Returning: its links are rising; the detector will call it alive.
                 } else if let Some(at) = self.witness_reachable() {
                     self.claim(now, AcquireReason::PeerLost, Some(at));
                 } else if self.isolated() {
@@ -244,6 +248,7 @@ impl Cluster {
 
     fn claim(&mut self, now: Instant, reason: AcquireReason, witness_ok: Option<Instant>) {
         let prior = self.epoch;
+        self.blocked = None;
         self.epoch += 1;
         let epoch = self.epoch;
         self.state = State::Claiming(Claim {

@@ -41,6 +41,12 @@ pub struct ClusterSettings {
     /// How long a failed acquire or a locally failed group keeps this node from being
     /// chosen to hold the group (pacemaker's failure-timeout). Default 600 s.
     pub failure_timeout: Duration,
+    /// How long a node that has not heard its peer since it started waits before it
+    /// fences the peer or takes over on peer loss (corosync's `wait_for_all`,
+    /// pacemaker's `dc-deadtime`): booted together, the slower node is still starting,
+    /// not lost. A group found running at start is kept meanwhile. Zero turns the wait
+    /// off. Default 60 s.
+    pub startup_wait: Duration,
 }
 
 impl ClusterSettings {
@@ -60,6 +66,8 @@ impl ClusterSettings {
     pub const DEFAULT_SWITCHOVER_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default of [`ClusterSettings::failure_timeout`].
     pub const DEFAULT_FAILURE_TIMEOUT: Duration = Duration::from_secs(600);
+    /// Default of [`ClusterSettings::startup_wait`].
+    pub const DEFAULT_STARTUP_WAIT: Duration = Duration::from_secs(60);
 
     /// The settings for `node_id` and `peer_id` with every default, and the detector's
     /// `dead_after_max`.
@@ -78,6 +86,7 @@ impl ClusterSettings {
             dead_after_max,
             fence: false,
             failure_timeout: Self::DEFAULT_FAILURE_TIMEOUT,
+            startup_wait: Self::DEFAULT_STARTUP_WAIT,
         }
     }
 

@@ -19,6 +19,8 @@ fn settings(node: u16, peer: u16) -> ClusterSettings {
     s.switchover_timeout = Duration::from_millis(500);
     s.failback_delay = Duration::from_millis(1000);
     s.failure_timeout = Duration::from_millis(2000);
+    // Off unless a test is about it: most tests lose a peer never heard.
+    s.startup_wait = Duration::ZERO;
     s
 }
 
@@ -577,4 +579,126 @@ fn an_unannounced_claim_never_acknowledges_a_concurrent_claim() {
             reason: AcquireReason::NoOwner
         }]
     );
+}
+
+/// A node whose peer is "lost" without ever having been heard, with the witness
+/// answering every probe: runs to `t` and returns the actions other than probes.
+fn lost_from_start(node: &mut Node, t: u64) -> Vec<Action> {
+    let mut done = Vec::new();
+    for _ in 0..1_000 {
+        let actions = node.run_to(t);
+        if actions.is_empty() {
+            break;
+        }
+        for action in actions {
+            if action == Action::ProbeWitness {
+                node.core.handle_witness(node.now, true);
+            } else {
+                done.push(action);
+            }
+        }
+    }
+    done.extend(
+        node.actions()
+            .into_iter()
+            .filter(|a| *a != Action::ProbeWitness),
+    );
+    done
+}
+
+#[test]
+fn a_peer_never_heard_is_not_fenced_or_taken_over_before_the_startup_wait() {
+    let mut s = settings(2, 1);
+    s.fence = true;
+    s.startup_wait = Duration::from_millis(5_000);
+    let mut node = Node::new(s, 0, Found::Stopped);
+    node.at(300).lost();
+    assert_eq!(lost_from_start(&mut node, 4_999), [], "no claim, no fence");
+    assert!(!node.core.holds_group());
+    assert_eq!(node.core.blocked(), Some(Abandon::StartupWait));
+    assert_eq!(node.core.startup_wait_until(), Some(ms(5_000)));
+    assert!(node.events().contains(&Event::TakeoverBlocked {
+        at: ms(300),
+        cause: Abandon::StartupWait
+    }));
+    assert_eq!(
+        node.core.poll_timeout(),
+        Some(ms(5_000)),
+        "the wait's end is a timer"
+    );
+    // The wait passed: the takeover goes on as after any peer loss (witness, fence).
+    let actions = lost_from_start(&mut node, 5_000);
+    assert_eq!(actions, [PERSIST_1]);
+    node.core.handle_epoch_persisted(ms(5_000), 1);
+    assert_eq!(node.actions(), [Action::FencePeer]);
+    assert_eq!(node.core.startup_wait_until(), None);
+    assert_eq!(node.core.blocked(), None);
+}
+
+#[test]
+fn the_startup_wait_still_needs_the_witness_afterwards() {
+    let mut s = settings(2, 1);
+    s.startup_wait = Duration::from_millis(1_000);
+    let mut node = Node::new(s, 0, Found::Stopped);
+    node.at(100).lost();
+    for _ in 0..100 {
+        for action in node.run_to(3_000) {
+            assert_eq!(action, Action::ProbeWitness, "no claim without the witness");
+            node.core.handle_witness(node.now, false);
+        }
+    }
+    assert!(!node.core.holds_group());
+    assert_eq!(node.core.blocked(), Some(Abandon::Isolated));
+}
+
+#[test]
+fn a_peer_heard_since_start_ends_the_wait_and_its_loss_is_acted_on_at_once() {
+    let mut s = settings(2, 1);
+    s.startup_wait = Duration::from_millis(60_000);
+    let mut node = Node::new(s, 0, Found::Stopped);
+    node.at(100).peer(Role::Primary, 3, Flags::empty()).alive();
+    assert_eq!(node.core.startup_wait_until(), None);
+    assert_eq!(
+        node.actions(),
+        [Action::PersistEpoch { epoch: 3 }],
+        "its epoch adopted"
+    );
+    node.at(500).lost();
+    assert_eq!(
+        lost_from_start(&mut node, 600),
+        [Action::PersistEpoch { epoch: 4 }]
+    );
+}
+
+#[test]
+fn a_peer_advert_alone_counts_as_heard() {
+    let mut s = settings(2, 1);
+    s.startup_wait = Duration::from_millis(60_000);
+    let mut node = Node::new(s, 0, Found::Stopped);
+    node.at(100).peer(Role::Secondary, 0, Flags::empty());
+    assert_eq!(node.core.startup_wait_until(), None);
+}
+
+#[test]
+fn a_group_running_at_start_is_kept_through_the_startup_wait_and_after() {
+    let mut s = settings(1, 2);
+    s.startup_wait = Duration::from_millis(5_000);
+    let mut node = Node::new(s, 3, Found::Running);
+    node.at(300).lost();
+    assert_eq!(lost_from_start(&mut node, 20_000), []);
+    assert!(node.core.holds_group());
+    assert_eq!(node.core.advertised().role, Role::Primary);
+    assert_eq!(node.core.advertised().epoch, 3);
+}
+
+#[test]
+fn a_lost_peer_heard_again_is_returning_and_not_claimed_on() {
+    let mut s = settings(2, 1);
+    s.fence = true;
+    let mut node = Node::new(s, 0, Found::Stopped);
+    node.at(10).lost();
+    node.at(20).peer(Role::Secondary, 0, Flags::empty());
+    assert_eq!(lost_from_start(&mut node, 2_000), [], "no claim, no fence");
+    node.alive();
+    assert_eq!(node.core.peer.state, PeerState::Alive);
 }

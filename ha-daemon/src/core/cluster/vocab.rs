@@ -215,6 +215,9 @@ pub enum Abandon {
     NotEligible,
     /// The peer did not acknowledge in time.
     Timeout,
+    /// The peer has not been heard since this node started and `startup_wait` has not
+    /// passed: it may still be starting.
+    StartupWait,
 }
 
 /// A state change, for the `events` stream, the logs and the drill timeline.
@@ -225,8 +228,8 @@ pub enum Event {
     TakeoverBlocked {
         /// When.
         at: Instant,
-        /// Standby, maintenance, disk, failure mark (`NotEligible`), or no witness
-        /// (`Isolated`).
+        /// Standby, maintenance, disk, failure mark (`NotEligible`), no witness
+        /// (`Isolated`), or the peer not heard yet since start (`StartupWait`).
         cause: Abandon,
     },
     /// We started a claim on the group at `epoch`.
