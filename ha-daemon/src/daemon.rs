@@ -28,7 +28,7 @@ use crate::{
         wire::{Flags, ResourceHealth, Role},
     },
     detection::{AdvertChannels, Detection, DetectionError, EvidenceMode, Report, ReportBody},
-    io::{clock, epoch_file, key_file, realtime},
+    io::{clock, ebpf, epoch_file, key_file, realtime},
     resource::{build::group_from, group::ResourceGroup, supervise},
 };
 
@@ -253,6 +253,13 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         }
     }
     info!("stopping");
+    // A node that still runs any of its group is alive and holding: its kernel side must
+    // stay, so the peer sees "daemon down" (echoes answered), never "peer lost", and a
+    // restarted daemon adopts it. Only a node that runs nothing detaches on exit.
+    if !group.members().is_empty() && supervise::survey(&group).await.0 != Survey::Stopped {
+        ebpf::keep_pinned_at_exit();
+        info!("resources still run here: the kernel side stays pinned for the next daemon");
+    }
     // Closing the channel ends the detection loop, which drops (detaches) the programs.
     drop(reports);
     let _ = thread.join();

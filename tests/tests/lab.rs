@@ -4,7 +4,10 @@
 
 use ha_tests::{
     Need,
-    lab::{Lab, LabOptions, scenario},
+    lab::{
+        Lab, LabOptions,
+        scenario::{self, Cut},
+    },
 };
 
 fn lab_needs(test: &str) -> bool {
@@ -34,4 +37,17 @@ fn a_crashed_primary_is_replaced_and_its_data_is_on_the_survivor() {
     let holder = lab.start_cluster();
     let report = scenario::crash(&mut lab, holder).unwrap_or_else(|e| panic!("{e}"));
     println!("{report}");
+}
+
+#[test]
+fn losing_one_link_degrades_without_a_role_change() {
+    if !lab_needs("losing_one_link_degrades_without_a_role_change") {
+        return;
+    }
+    let mut lab = Lab::new(&LabOptions::default());
+    let holder = lab.start_cluster();
+    for cut in [Cut::BackToBack, Cut::Lan] {
+        let report = scenario::link_cut(&mut lab, holder, cut).unwrap_or_else(|e| panic!("{e}"));
+        println!("{report}");
+    }
 }

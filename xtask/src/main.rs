@@ -5,7 +5,9 @@
 //! - `test`: everything `build-ebpf` needs plus the Debian packages the privileged tests
 //!   use, then every test (unit, property, and the privileged end-to-end tests one at a
 //!   time).
-//! - `lab`: the demo on this machine (two network namespaces, live kernel counters).
+//! - `lab`: the two-node lab on this machine (both nodes with DRBD, a filesystem, a
+//!   container and the VIP; a client; a witness), a scenario (default: crash of the
+//!   primary), then everything removed; `lab down` stops a lab kept with `--keep`.
 //! - `bench`: the per-packet cost of the XDP program (BPF_PROG_TEST_RUN), then detection
 //!   latency over repeated link cuts and the daemon's CPU and memory, at 1, 5 and 10 ms.
 
@@ -36,8 +38,13 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u32,
     },
-    /// Run the demo: two network namespaces, a veth link, live kernel counters.
-    Lab,
+    /// Run the two-node lab: build it, run a scenario (default: crash of the primary),
+    /// clean up. `cargo xtask lab down` stops a lab left running with `--keep`.
+    Lab {
+        /// Arguments for the lab: `--scenario NAME`, `--runs N`, `--keep`, or `down`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Measure the XDP program's cost per packet, detection latency and daemon cost.
     Bench,
 }
@@ -91,12 +98,26 @@ fn run(task: Task) -> anyhow::Result<()> {
             toolchain::ensure_ebpf_toolchain()?;
             fuzz(seconds)
         }
-        Task::Lab => {
-            require_root("the lab (network namespaces, XDP)")?;
-            packages::ensure(packages::TEST)?;
-            toolchain::ensure_ebpf_toolchain()?;
-            cargo(&["build", "--release", "--package", "ha-daemon"])?;
-            cargo(&["run", "--release", "--package", "ha-tests", "--bin", "lab"])
+        Task::Lab { args } => {
+            require_root("the lab (network namespaces, XDP, mounts, containers)")?;
+            if args.first().map(String::as_str) != Some("down") {
+                packages::ensure(packages::TEST)?;
+                toolchain::ensure_ebpf_toolchain()?;
+                cargo(&["build", "--release", "--package", "ha-daemon", "--bins"])?;
+                // The lab finds the DRBD emulator next to itself.
+                cargo(&["build", "--release", "--package", "ha-tests", "--bins"])?;
+            }
+            let mut run = vec![
+                "run",
+                "--release",
+                "--package",
+                "ha-tests",
+                "--bin",
+                "lab",
+                "--",
+            ];
+            run.extend(args.iter().map(String::as_str));
+            cargo(&run)
         }
         Task::Bench => {
             require_root("the benchmarks (BPF_PROG_TEST_RUN, network namespaces)")?;

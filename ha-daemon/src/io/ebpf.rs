@@ -5,7 +5,8 @@
 //! Everything attached belongs to [`KernelEvidence`]: dropping it detaches the programs
 //! and frees the maps. With a pin directory ([`crate::io::bpf_pins`]) the maps and
 //! attachments are pinned: they outlive a crash of the daemon, a restarted daemon adopts
-//! them, and dropping [`KernelEvidence`] (a clean shutdown) unpins and detaches them. Loading fails with a typed [`EbpfError`] the daemon can degrade on
+//! them, and dropping [`KernelEvidence`] (a clean shutdown) unpins and detaches them, except
+//! when the node still runs its resources ([`keep_pinned_at_exit`]). Loading fails with a typed [`EbpfError`] the daemon can degrade on
 //! (no object built, no privileges, unknown interface, old kernel).
 
 use std::{
@@ -13,6 +14,7 @@ use std::{
     net::{Ipv4Addr, Ipv6Addr},
     ops::RangeInclusive,
     path::Path,
+    sync::atomic::{AtomicBool, Ordering},
     time::Duration,
 };
 
@@ -340,10 +342,25 @@ impl KernelEvidence {
     }
 }
 
+/// Set by [`keep_pinned_at_exit`]: dropping [`KernelEvidence`] leaves the pins.
+static KEEP_PINNED: AtomicBool = AtomicBool::new(false);
+
+/// Makes the daemon's exit leave the kernel side pinned (attached, counting, reflecting
+/// echoes) instead of removing it: for a node that still runs its resources, whose peer
+/// must keep seeing a live kernel. The next daemon adopts it; `ha-daemon cleanup`
+/// removes it. Process-wide: it is decided once, when the daemon stops.
+pub fn keep_pinned_at_exit() {
+    KEEP_PINNED.store(true, Ordering::Relaxed);
+}
+
 impl Drop for KernelEvidence {
     /// A clean shutdown: unpinning leaves the program's own descriptors as the last
-    /// references, so everything detaches when the fields drop.
+    /// references, so everything detaches when the fields drop (unless
+    /// [`keep_pinned_at_exit`] was called).
     fn drop(&mut self) {
+        if KEEP_PINNED.load(Ordering::Relaxed) {
+            return;
+        }
         if let Some(pins) = &self.pins
             && let Err(error) = bpf_pins::remove(pins.path())
         {

@@ -133,7 +133,11 @@ fn run_once(name: scenario::Name, keep: bool) -> Result<Option<f64>, String> {
     println!("lab: building: namespaces a, b, client and the LAN bridge (witness {WITNESS}),");
     println!("     DRBD r0 on each node (emulator, 64 MiB), ext4, LXC container `web`, configs");
     let mut lab = Lab::new(&options);
-    println!("lab: built in {:.1} s in {}", secs(began), lab.dir().display());
+    println!(
+        "lab: built in {:.1} s in {}",
+        secs(began),
+        lab.dir().display()
+    );
     describe(&lab);
     let started = Instant::now();
     let holder = lab.start_cluster();
@@ -252,7 +256,11 @@ fn claim_pid_file() -> Result<(), String> {
 
 /// The pid of a running lab, from [`PID_FILE`].
 fn running_lab() -> Option<Pid> {
-    let pid: i32 = std::fs::read_to_string(PID_FILE).ok()?.trim().parse().ok()?;
+    let pid: i32 = std::fs::read_to_string(PID_FILE)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
     (comm.trim() == "lab").then_some(Pid::from_raw(pid))
 }

@@ -103,11 +103,12 @@ pub struct LabOptions {
     pub isolation_timeout_ms: u64,
     /// `[cluster] release_timeout_ms`.
     pub release_timeout_ms: u64,
-    /// Extra `[detection]`-level lines for both configs (tests tune the dead time).
-    pub extra_root: String,
-    /// A program both nodes run instead of the emulator's `drbdadm` (a wrapper that
-    /// logs or stalls), called with `drbdadm`'s path as its first argument.
-    pub drbdadm_wrapper: Option<PathBuf>,
+    /// `[cluster] startup_wait_ms`.
+    pub startup_wait_ms: u64,
+    /// Both nodes run `drbdadm` through a wrapper that, while the file
+    /// [`Lab::stall_file`] of the node exists, holds a successful `primary` there (after
+    /// touching [`Lab::promoted_file`]): a takeover stopped between promote and mount.
+    pub stall_after_promote: bool,
 }
 
 impl Default for LabOptions {
@@ -117,8 +118,8 @@ impl Default for LabOptions {
             fence: true,
             isolation_timeout_ms: 1000,
             release_timeout_ms: 15_000,
-            extra_root: String::new(),
-            drbdadm_wrapper: None,
+            startup_wait_ms: 5000,
+            stall_after_promote: false,
         }
     }
 }
@@ -449,20 +450,20 @@ impl Lab {
         let (name, peer) = (NODES[node], 1 - node);
         let dir = self.dir();
         let drbd = &self.storage[node];
-        let drbdadm = match &options.drbdadm_wrapper {
-            Some(wrapper) => wrapper.clone(),
-            None => drbd.drbdadm_path(),
+        let drbdadm = if options.stall_after_promote {
+            self.write_stalling_drbdadm(node)
+        } else {
+            drbd.drbdadm_path()
         };
         let mut toml = format!(
             "# Lab node {name}.\ncluster_id = 7\nnode_id = {}\npeer_node_id = {}\n\
-             key_file = \"{}\"\nbpf_pin_directory = \"{}\"\ncontrol_socket = \"{}\"\n{}\n\
+             key_file = \"{}\"\nbpf_pin_directory = \"{}\"\ncontrol_socket = \"{}\"\n\n\
              [heartbeat]\ninterval_ms = {}\n\n[realtime]\nenabled = true\n",
             node + 1,
             peer + 1,
             key.display(),
             self._pins.path().join(name).display(),
             dir.join(format!("{name}.sock")).display(),
-            options.extra_root,
             options.interval_ms,
         );
         for (link, interface, addresses) in [("repl", REPL_IF, REPL_V4), ("lan", Lan::IF, LAN_V4)] {
@@ -485,7 +486,7 @@ impl Lab {
              [[resource]]\nname = \"vip\"\nagent = \"vip\"\ninterface = \"{}\"\n\
              address = \"{VIP}/{}\"\n\n\
              [cluster]\nwitness = [\"{WITNESS}\"]\nepoch_file = \"{}\"\n\
-             isolation_timeout_ms = {}\nrelease_timeout_ms = {}\n\
+             isolation_timeout_ms = {}\nrelease_timeout_ms = {}\nstartup_wait_ms = {}\n\
              witness_interval_ms = 200\nwitness_timeout_ms = 100\n",
             drbdadm.display(),
             drbd.drbdsetup_path().display(),
@@ -497,6 +498,7 @@ impl Lab {
             dir.join(format!("{name}.epoch")).display(),
             options.isolation_timeout_ms,
             options.release_timeout_ms,
+            options.startup_wait_ms,
         );
         if options.fence {
             let _ = writeln!(
@@ -510,10 +512,18 @@ impl Lab {
 
     /// Writes the power switch of `node`: a script its peer's daemon runs as its fence
     /// command. It leaves the node's namespaces for the host's (the switch is outside
-    /// the nodes), then kills the node's daemon and container and takes its interfaces
-    /// down; exit 0 once the node is off the network.
+    /// the nodes), then does what a power cut does: the node's interfaces go down first
+    /// (nothing more leaves it), its daemon, container and DRBD die, its mount goes.
+    /// Exit 0 once the node is off the network.
     fn write_power_switch(&self, node: usize) {
-        let dir = self.dir();
+        let ns = self.ns(node).name();
+        let on_node = format!(
+            "nsenter --net=/run/netns/{ns} --mount={} --",
+            self.mounts[node].file().display()
+        );
+        let serve = self.storage[node]
+            .serve_pid()
+            .map_or_else(String::new, |pid| pid.to_string());
         let script = format!(
             "#!/bin/sh\n\
              # The lab's power switch for node {name}: what pulling its power cord does.\n\
@@ -521,30 +531,67 @@ impl Lab {
              \texec nsenter --mount=/proc/{lab}/ns/mnt --net=/proc/{lab}/ns/net -- \
              env HA_LAB_SWITCH=1 \"$0\" \"$@\"\n\
              fi\n\
-             kill -KILL \"$(cat {pid})\" 2>/dev/null\n\
-             nsenter --net=/run/netns/{ns} --mount={mnt} -- lxc-stop -k -n {CONTAINER} -P {lxcpath} \
-             >/dev/null 2>&1\n\
-             ip -n {ns} link set {lan} down && ip -n {ns} link set {repl} down\n",
+             ip -n {ns} link set {lan} down && ip -n {ns} link set {repl} down || exit 1\n\
+             kill -KILL \"$(cat {pid})\" {serve} 2>/dev/null\n\
+             {on_node} lxc-stop -k -n {CONTAINER} -P {lxcpath} >/dev/null 2>&1\n\
+             {on_node} umount -l {mountpoint} 2>/dev/null\n\
+             exit 0\n",
             name = NODES[node],
             lab = std::process::id(),
             pid = self.pid_file(node).display(),
-            ns = self.ns(node).name(),
-            mnt = self.mounts[node].file().display(),
             lxcpath = self.lxcpath().display(),
+            mountpoint = self.mountpoint().display(),
             lan = Lan::IF,
             repl = REPL_IF,
         );
-        let path = self.power_off_script(node);
-        std::fs::write(&path, script).expect("write the power switch");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod the power switch");
-        let _ = dir;
+        write_script(&self.power_off_script(node), &script);
     }
+
+    /// `node`'s stall file (see [`LabOptions::stall_after_promote`]).
+    pub fn stall_file(&self, node: usize) -> PathBuf {
+        self.dir().join(format!("stall-{}", NODES[node]))
+    }
+
+    /// Touched by `node`'s stalling `drbdadm` once its promote succeeded.
+    pub fn promoted_file(&self, node: usize) -> PathBuf {
+        self.dir().join(format!("promoted-{}", NODES[node]))
+    }
+
+    /// Writes `node`'s stalling `drbdadm` wrapper; its path.
+    fn write_stalling_drbdadm(&self, node: usize) -> PathBuf {
+        let path = self.dir().join(format!("drbdadm-{}", NODES[node]));
+        let script = format!(
+            "#!/bin/sh\n\
+             # drbdadm, holding a successful promote while {stall} exists (bounded: 5 min).\n\
+             {real} \"$@\"\n\
+             rc=$?\n\
+             if [ \"$1\" = primary ] && [ $rc = 0 ] && [ -e {stall} ]; then\n\
+             \ttouch {promoted}\n\
+             \tn=0\n\
+             \twhile [ -e {stall} ] && [ $n -lt 6000 ]; do sleep 0.05; n=$((n + 1)); done\n\
+             fi\n\
+             exit $rc\n",
+            real = self.storage[node].drbdadm_path().display(),
+            stall = self.stall_file(node).display(),
+            promoted = self.promoted_file(node).display(),
+        );
+        write_script(&path, &script);
+        path
+    }
+}
+
+/// Writes an executable script.
+fn write_script(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
         for node in 0..2 {
+            // A stalled drbdadm wrapper ends when its stall file goes.
+            let _ = std::fs::remove_file(self.stall_file(node));
             self.stop_daemon(node, Signal::SIGTERM);
         }
         let lxcpath = self.lxcpath();

@@ -216,3 +216,185 @@ pub fn steps(timeline: &Value) -> Vec<Step> {
         })
         .collect()
 }
+
+/// The cluster's roles as both daemons state them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Roles {
+    /// Nodes that say they are primary.
+    pub holders: Vec<usize>,
+    /// The highest epoch either states.
+    pub epoch: u64,
+}
+
+impl Roles {
+    /// Reads both nodes' status.
+    pub fn now(lab: &Lab) -> Self {
+        let statuses = [lab.status(0), lab.status(1)];
+        Self {
+            holders: super::holders(&statuses),
+            epoch: statuses
+                .iter()
+                .flatten()
+                .filter_map(|s| s["cluster"]["epoch"].as_u64())
+                .max()
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// Watches the cluster for `span` (every 200 ms): the roles must stay `expected` (no
+/// role change, no new epoch), the group must run on its holder and nowhere else (by the
+/// system's word), and `extra` must hold at every look. Returns how many looks it took.
+fn steady(
+    lab: &Lab,
+    span: Duration,
+    expected: &Roles,
+    extra: impl Fn(&Lab) -> Result<(), String>,
+) -> Result<u32, String> {
+    let holder = expected.holders[0];
+    let until = std::time::Instant::now() + span;
+    let mut looks = 0;
+    while std::time::Instant::now() < until {
+        let roles = Roles::now(lab);
+        ensure(&roles == expected, || {
+            format!("the roles changed: {roles:?}, expected {expected:?}")
+        })?;
+        let (held, other) = (lab.group_on(holder), lab.group_on(1 - holder));
+        ensure(held.all() && other.none(), || {
+            format!(
+                "the group runs {held:?} on {} (holder) and {other:?} on {}",
+                NODES[holder],
+                NODES[1 - holder]
+            )
+        })?;
+        extra(lab)?;
+        looks += 1;
+        super::pause(Duration::from_millis(200));
+    }
+    Ok(looks)
+}
+
+/// The link states (`up`) of `node` by name, from its status.
+fn links_up(lab: &Lab, node: usize) -> Vec<(String, bool)> {
+    lab.status(node)
+        .and_then(|s| s["detection"]["links"].as_array().cloned())
+        .into_iter()
+        .flatten()
+        .map(|link| {
+            (
+                link["name"].as_str().unwrap_or("?").to_owned(),
+                link["up"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+/// Whether `node` sees link `name` as `up` and its peer alive.
+fn sees(lab: &Lab, node: usize, name: &str, up: bool) -> bool {
+    let alive = lab
+        .status(node)
+        .is_some_and(|s| s["detection"]["peer"] == "alive");
+    alive && links_up(lab, node).contains(&(name.to_owned(), up))
+}
+
+/// Which link a [`link_cut`] cuts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// The back-to-back link (replication and heartbeats): `repl0` of the holder down.
+    BackToBack,
+    /// The LAN between the nodes only: the bridge stops forwarding between their
+    /// ports; both still reach the client and the witness.
+    Lan,
+}
+
+impl Cut {
+    fn link(self) -> &'static str {
+        match self {
+            Self::BackToBack => "repl",
+            Self::Lan => "lan",
+        }
+    }
+}
+
+/// What a link cut showed.
+#[derive(Clone, Debug)]
+pub struct LinkCut {
+    /// Which.
+    pub cut: Cut,
+    /// From the cut until both nodes reported the link down (peer still alive).
+    pub degraded_ms: f64,
+    /// Looks at a steady cluster while the link was down.
+    pub looks: u32,
+    /// From the restore until both reported the link up again.
+    pub restored_ms: f64,
+}
+
+impl fmt::Display for LinkCut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:?} link cut: both nodes report link `{}` down, peer alive, after {:.0} ms",
+            self.cut,
+            self.cut.link(),
+            self.degraded_ms
+        )?;
+        writeln!(
+            f,
+            "  no role change, group only on its holder: {} looks over 3 s",
+            self.looks
+        )?;
+        writeln!(
+            f,
+            "  restored: link up on both after {:.0} ms",
+            self.restored_ms
+        )
+    }
+}
+
+/// The LAN filter of [`Cut::Lan`] in the bridge namespace.
+const LAN_CUT: &str = "table bridge halab {\n\
+    chain forward {\n\
+        type filter hook forward priority 0; policy accept;\n\
+        iifname \"port-a\" oifname \"port-b\" drop\n\
+        iifname \"port-b\" oifname \"port-a\" drop\n\
+    }\n\
+}\n";
+
+/// One link fails: both nodes report it down (degraded), nobody changes role, the group
+/// keeps running on its holder only; restored, the link comes back on both.
+pub fn link_cut(lab: &mut Lab, holder: usize, cut: Cut) -> Result<LinkCut, String> {
+    let expected = Roles::now(lab);
+    ensure(expected.holders == [holder], || format!("{expected:?}"))?;
+    let link = cut.link();
+    let set = |lab: &Lab, up: bool| match cut {
+        Cut::BackToBack => lab.set_link(holder, super::REPL_IF, up),
+        Cut::Lan if up => {
+            let _ = lab
+                .lan
+                .bridge
+                .exec("nft", &["delete", "table", "bridge", "halab"]);
+        }
+        Cut::Lan => crate::nft::load(&lab.lan.bridge, LAN_CUT),
+    };
+    set(lab, false);
+    let degraded = lab.wait_until(Duration::from_secs(5), "degraded on both", |_| {
+        (0..2).all(|node| sees(lab, node, link, false))
+    });
+    let looks = steady(lab, Duration::from_secs(3), &expected, |lab| {
+        ensure((0..2).all(|node| sees(lab, node, link, false)), || {
+            format!("link {link} not reported down with the peer alive on both")
+        })
+    });
+    let restore = std::time::Instant::now();
+    set(lab, true);
+    let looks = looks?;
+    lab.wait_until(Duration::from_secs(10), "link up again on both", |_| {
+        (0..2).all(|node| sees(lab, node, link, true))
+    });
+    Ok(LinkCut {
+        cut,
+        degraded_ms: degraded.as_secs_f64() * 1e3,
+        looks,
+        restored_ms: restore.elapsed().as_secs_f64() * 1e3,
+    })
+}
