@@ -101,6 +101,8 @@ pub struct LabOptions {
     pub fence: bool,
     /// `[cluster] isolation_timeout_ms`.
     pub isolation_timeout_ms: u64,
+    /// `[cluster] acquire_timeout_ms`.
+    pub acquire_timeout_ms: u64,
     /// `[cluster] release_timeout_ms`.
     pub release_timeout_ms: u64,
     /// `[cluster] startup_wait_ms`.
@@ -117,7 +119,11 @@ impl Default for LabOptions {
             interval_ms: 5,
             fence: true,
             isolation_timeout_ms: 1000,
-            release_timeout_ms: 15_000,
+            // The lab's group starts in well under a second and stops in about three
+            // (busybox's halt): short run timeouts keep an unfenced takeover's hold
+            // (which includes both) near 15 s.
+            acquire_timeout_ms: 5000,
+            release_timeout_ms: 10_000,
             startup_wait_ms: 5000,
             stall_after_promote: false,
         }
@@ -250,6 +256,8 @@ impl Lab {
         if let Some(daemon) = self.daemons[node].take() {
             daemon.signal(signal);
             daemon.wait_exit(Duration::from_secs(5));
+            // Reaped: the pid may be reused, the power switch must not find it.
+            let _ = std::fs::remove_file(self.pid_file(node));
         }
     }
 
@@ -486,7 +494,8 @@ impl Lab {
              [[resource]]\nname = \"vip\"\nagent = \"vip\"\ninterface = \"{}\"\n\
              address = \"{VIP}/{}\"\n\n\
              [cluster]\nwitness = [\"{WITNESS}\"]\nepoch_file = \"{}\"\n\
-             isolation_timeout_ms = {}\nrelease_timeout_ms = {}\nstartup_wait_ms = {}\n\
+             isolation_timeout_ms = {}\nacquire_timeout_ms = {}\nrelease_timeout_ms = {}\n\
+             startup_wait_ms = {}\n\
              witness_interval_ms = 200\nwitness_timeout_ms = 100\n",
             drbdadm.display(),
             drbd.drbdsetup_path().display(),
@@ -497,6 +506,7 @@ impl Lab {
             Lan::PREFIX_V4,
             dir.join(format!("{name}.epoch")).display(),
             options.isolation_timeout_ms,
+            options.acquire_timeout_ms,
             options.release_timeout_ms,
             options.startup_wait_ms,
         );
@@ -513,7 +523,8 @@ impl Lab {
     /// Writes the power switch of `node`: a script its peer's daemon runs as its fence
     /// command. It leaves the node's namespaces for the host's (the switch is outside
     /// the nodes), then does what a power cut does: the node's interfaces go down first
-    /// (nothing more leaves it), its daemon, container and DRBD die, its mount goes.
+    /// (nothing more leaves it), its addresses and its daemon, container and DRBD die,
+    /// its mount goes.
     /// Exit 0 once the node is off the network.
     fn write_power_switch(&self, node: usize) {
         let ns = self.ns(node).name();
@@ -532,9 +543,12 @@ impl Lab {
              env HA_LAB_SWITCH=1 \"$0\" \"$@\"\n\
              fi\n\
              ip -n {ns} link set {lan} down && ip -n {ns} link set {repl} down || exit 1\n\
-             kill -KILL \"$(cat {pid})\" {serve} 2>/dev/null\n\
+             ip -n {ns} addr del {VIP}/{prefix} dev {lan} 2>/dev/null\n\
+             kill -KILL \"$(cat {pid})\" 2>/dev/null\n\
              {on_node} lxc-stop -k -n {CONTAINER} -P {lxcpath} >/dev/null 2>&1\n\
-             {on_node} umount -l {mountpoint} 2>/dev/null\n\
+             kill -KILL {serve} 2>/dev/null\n\
+             # Detaching the mount takes about a second: not worth holding the takeover.\n\
+             {on_node} umount -l {mountpoint} </dev/null >/dev/null 2>&1 &\n\
              exit 0\n",
             name = NODES[node],
             lab = std::process::id(),
@@ -543,6 +557,7 @@ impl Lab {
             mountpoint = self.mountpoint().display(),
             lan = Lan::IF,
             repl = REPL_IF,
+            prefix = Lan::PREFIX_V4,
         );
         write_script(&self.power_off_script(node), &script);
     }

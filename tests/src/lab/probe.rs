@@ -12,8 +12,8 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -51,7 +51,8 @@ pub struct Probes {
 /// A client probing one address from its namespace, until stopped.
 pub struct Prober {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<Result<Probes, String>>,
+    answers: Arc<Mutex<Vec<Answer>>>,
+    thread: JoinHandle<Result<u64, String>>,
 }
 
 impl Prober {
@@ -62,25 +63,41 @@ impl Prober {
     pub fn start(client: &NetNs, target: Ipv4Addr, every: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let answers = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&answers);
         let (ready_tx, ready) = std::sync::mpsc::channel();
         let ns = client.name().to_owned();
         let thread = std::thread::spawn(move || {
             let sockets = open_in(&ns);
             let _ = ready_tx.send(());
             let (icmp, packets) = sockets?;
-            probe(&icmp, &packets, target, every, &flag)
+            probe(&icmp, &packets, (target, every), &flag, &record)
         });
         // The sockets exist (or failed) before the caller goes on.
         let _ = ready.recv();
-        Self { stop, thread }
+        Self {
+            stop,
+            answers,
+            thread,
+        }
+    }
+
+    /// The answers so far.
+    pub fn answers_so_far(&self) -> Vec<Answer> {
+        lock(&self.answers).clone()
     }
 
     /// Stops probing and returns what was seen.
     pub fn stop(self) -> Result<Probes, String> {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread
+        let sent = self
+            .thread
             .join()
-            .map_err(|_| "the probing thread panicked".to_owned())?
+            .map_err(|_| "the probing thread panicked".to_owned())??;
+        Ok(Probes {
+            sent,
+            answers: lock(&self.answers).clone(),
+        })
     }
 }
 
@@ -108,20 +125,27 @@ fn open_in(ns: &str) -> Result<(OwnedFd, OwnedFd), String> {
     Ok((icmp, packets))
 }
 
+fn lock(answers: &Mutex<Vec<Answer>>) -> std::sync::MutexGuard<'_, Vec<Answer>> {
+    answers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Sends a request every `every` and records each reply in `answers` until `stop` (or
+/// [`Prober::LIMIT`]); returns how many requests were sent.
 fn probe(
     icmp: &OwnedFd,
     packets: &OwnedFd,
-    target: Ipv4Addr,
-    every: Duration,
+    (target, every): (Ipv4Addr, Duration),
     stop: &AtomicBool,
-) -> Result<Probes, String> {
+    answers: &Mutex<Vec<Answer>>,
+) -> Result<u64, String> {
     let id = u16::try_from(std::process::id() & 0xffff).unwrap_or(0);
     let to = SockaddrIn::from(SocketAddrV4::new(target, 0));
     let every_ns = u64::try_from(every.as_nanos()).unwrap_or(u64::MAX).max(1);
     let began = monotonic_ns();
     let limit = began + u64::try_from(Prober::LIMIT.as_nanos()).unwrap_or(u64::MAX);
     let mut sent_at: Vec<u64> = Vec::new();
-    let mut answers = Vec::new();
     let mut frame = [0u8; 2048];
     let mut next = began;
     while !stop.load(Ordering::Relaxed) && monotonic_ns() < limit {
@@ -152,7 +176,7 @@ fn probe(
                 let Some(seq) = sent.checked_sub(1 + back) else {
                     continue;
                 };
-                answers.push(Answer {
+                lock(answers).push(Answer {
                     seq,
                     sent_ns: sent_at[usize::try_from(seq).unwrap_or(usize::MAX)],
                     received_ns,
@@ -161,10 +185,7 @@ fn probe(
             }
         }
     }
-    Ok(Probes {
-        sent: sent_at.len() as u64,
-        answers,
-    })
+    Ok(sent_at.len() as u64)
 }
 
 /// The Ethernet source and ICMP sequence number of `frame` when it is an IPv4 echo reply
