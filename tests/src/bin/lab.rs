@@ -192,8 +192,7 @@ fn print_status(lab: &Lab, node: usize) {
 fn explore(lab: &Lab) {
     let daemon = ha_tests::daemon::binary();
     println!("lab: kept running. To look around:");
-    for node in 0..2 {
-        let name = NODES[node];
+    for (node, name) in NODES.iter().enumerate() {
         println!(
             "  node {name}: nsenter --net=/run/netns/{} --mount={}/{name}.mnt sh",
             lab.ns(node).name(),

@@ -434,10 +434,10 @@ impl Lab {
         let key = dir.join("cluster.key");
         std::fs::write(&key, b"lab-cluster-key-0123456789abcdef").expect("write key");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
-        for node in 0..2 {
+        for (node, name) in NODES.iter().enumerate() {
             self.write_power_switch(node);
             let config = self.node_config(node, &key, options);
-            let path = dir.join(format!("{}.toml", NODES[node]));
+            let path = dir.join(format!("{name}.toml"));
             std::fs::write(&path, config).expect("write config");
             let check = self.cli_check(&path);
             assert!(check.status.success(), "lab config refused: {check:?}");

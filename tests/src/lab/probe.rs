@@ -243,8 +243,7 @@ pub fn outage(answers: &[Answer], old: [u8; 6], new: [u8; 6]) -> Result<Outage, 
         .ok_or("the new node never answered")?;
     let last_old = *answers
         .iter()
-        .filter(|a| a.mac == old && a.received_ns <= first_new.received_ns)
-        .next_back()
+        .rfind(|a| a.mac == old && a.received_ns <= first_new.received_ns)
         .ok_or("the old node never answered before the new one")?;
     if let Some(late) = answers
         .iter()

@@ -118,25 +118,97 @@ pub enum Name {
     None,
     /// The primary crashes: see [`crash`].
     Crash,
+    /// The back-to-back link, then the LAN between the nodes, fail: see [`link_cut`].
+    LinkCut,
+    /// The holder loses both links and the witness: see [`partition`].
+    Partition,
+    /// 30 % random loss on both links for 60 s: see [`loss`].
+    Loss,
+    /// The secondary's daemon stopped for 500 ms, then busy loops on every core for
+    /// 20 s: see [`stopped_secondary`] and [`busy_cores`].
+    Starve,
+    /// A switchover there and back: see [`switchover`].
+    Switchover,
+    /// Standby and maintenance: see [`standby_and_maintenance`].
+    Modes,
+    /// The primary's daemon restarts: see [`restart`].
+    Restart,
+    /// A daemon killed between promote and mount: see [`kill_mid_takeover`].
+    MidTakeover,
 }
 
 impl Name {
     /// The lab this scenario needs.
     pub fn options(self) -> LabOptions {
-        LabOptions::default()
+        match self {
+            Self::Partition => LabOptions {
+                fence: false,
+                ..LabOptions::default()
+            },
+            Self::MidTakeover => LabOptions {
+                stall_after_promote: true,
+                ..LabOptions::default()
+            },
+            _ => LabOptions::default(),
+        }
     }
 
     /// Runs the scenario on a started cluster whose holder is `holder`; prints its
     /// report; returns the client-observed outage in ms when it measures one.
     pub fn run(self, lab: &mut Lab, holder: usize) -> Result<Option<f64>, String> {
-        match self {
-            Self::None => Ok(None),
+        let outage_ms = |outage: &Outage| Some(outage.duration().as_secs_f64() * 1e3);
+        Ok(match self {
+            Self::None => None,
             Self::Crash => {
                 let report = crash(lab, holder)?;
                 println!("{report}");
-                Ok(Some(report.outage.duration().as_secs_f64() * 1e3))
+                outage_ms(&report.outage)
             }
-        }
+            Self::LinkCut => {
+                for cut in [Cut::BackToBack, Cut::Lan] {
+                    println!("{}", link_cut(lab, holder, cut)?);
+                }
+                None
+            }
+            Self::Partition => {
+                let isolation = Duration::from_millis(self.options().isolation_timeout_ms);
+                let report = partition(lab, holder, isolation)?;
+                println!("{report}");
+                outage_ms(&report.outage)
+            }
+            Self::Loss => {
+                println!("{}", loss(lab, 30, Duration::from_secs(60))?);
+                None
+            }
+            Self::Starve => {
+                println!(
+                    "{}",
+                    stopped_secondary(lab, holder, Duration::from_millis(500))?
+                );
+                println!("{}", busy_cores(lab, Duration::from_secs(20))?);
+                None
+            }
+            Self::Switchover => {
+                let moves = switchover(lab, holder)?;
+                for report in &moves {
+                    println!("{report}");
+                }
+                moves.first().and_then(|m| outage_ms(&m.outage))
+            }
+            Self::Modes => {
+                let report = standby_and_maintenance(lab, holder)?;
+                println!("{report}");
+                outage_ms(&report.standby.outage)
+            }
+            Self::Restart => {
+                println!("{}", restart(lab, holder)?);
+                None
+            }
+            Self::MidTakeover => {
+                println!("{}", kill_mid_takeover(lab, holder)?);
+                None
+            }
+        })
     }
 }
 
