@@ -43,7 +43,10 @@
 //!   when the peer can take it; a failed acquire or group marks this node ineligible for
 //!   `failure_timeout`.
 //! - **Maintenance** stops every action (even witness probes); when it ends the group
-//!   is surveyed ([`Action::SurveyGroup`]) and the survey replaces what the core knew.
+//!   is surveyed ([`Action::SurveyGroup`]) and the survey replaces what the core knew,
+//!   except that a holder which finds part of its group stopped (an operator's hand
+//!   during maintenance) starts it again in place, under the epoch it holds
+//!   ([`AcquireReason::Repair`]), rather than releasing it.
 //! - **Standby**: no claims; a primary hands the group over (or releases it if the peer
 //!   cannot take it).
 //!
@@ -386,7 +389,12 @@ impl Cluster {
         let now = self.advance(now);
         if self.awaiting_survey {
             self.awaiting_survey = false;
-            self.adopt(found);
+            let held = matches!(self.state, State::Primary { .. });
+            if held && found == Found::Partial {
+                self.repair(now);
+            } else {
+                self.adopt(found);
+            }
         }
         self.evaluate(now);
     }

@@ -952,9 +952,21 @@ pub fn standby_and_maintenance(lab: &mut Lab, holder: usize) -> Result<Modes, St
     let resumed = std::time::Instant::now();
     let off = lab.cli(other, &["maintenance", "off"]);
     ensure(off.status.success(), || format!("maintenance off: {off:?}"))?;
-    lab.wait_until(Duration::from_secs(30), "the group whole again", |_| {
-        lab.group_on(other).all()
-    });
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let group = lab.group_on(other);
+        if group.all() {
+            break;
+        }
+        ensure(std::time::Instant::now() < until, || {
+            format!(
+                "30 s after maintenance off {} runs {group:?}; status {}",
+                NODES[other],
+                lab.status(other).unwrap_or_default()["resources"]
+            )
+        })?;
+        super::pause(Duration::from_millis(100));
+    }
     let resumed_ms = resumed.elapsed().as_secs_f64() * 1e3;
     let roles = Roles::now(lab);
     ensure(roles.holders == [other], || {

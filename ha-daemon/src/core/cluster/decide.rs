@@ -33,6 +33,12 @@ impl Cluster {
         };
     }
 
+    /// Starts the group again in place under the epoch this node holds (see
+    /// [`AcquireReason::Repair`]).
+    pub(super) fn repair(&mut self, now: Instant) {
+        self.start_acquiring(now, self.epoch, AcquireReason::Repair);
+    }
+
     pub(super) fn evaluate(&mut self, now: Instant) {
         if self
             .failed_until
@@ -337,6 +343,10 @@ impl Cluster {
 
     fn acquire(&mut self, now: Instant, claim: Claim) {
         let Claim { epoch, reason, .. } = claim;
+        self.start_acquiring(now, epoch, reason);
+    }
+
+    fn start_acquiring(&mut self, now: Instant, epoch: u64, reason: AcquireReason) {
         self.state = State::Acquiring {
             epoch,
             reason,

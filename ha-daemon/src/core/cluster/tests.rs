@@ -537,6 +537,57 @@ fn maintenance_takes_no_action_and_ends_with_a_survey() {
 }
 
 #[test]
+fn a_holder_that_finds_part_of_its_group_stopped_after_maintenance_starts_it_in_place() {
+    let mut holder = Node::new(settings(1, 2), 5, Found::Running);
+    holder
+        .at(10)
+        .alive()
+        .peer(Role::Secondary, 5, Flags::empty());
+    holder.actions();
+    holder
+        .core
+        .handle_command(holder.now, Command::Maintenance(true))
+        .unwrap();
+    holder
+        .core
+        .handle_command(holder.now, Command::Maintenance(false))
+        .unwrap();
+    assert_eq!(holder.actions(), [Action::SurveyGroup]);
+    holder.core.handle_survey(holder.now, Found::Partial);
+    assert_eq!(
+        holder.actions(),
+        [Action::Acquire {
+            epoch: 5,
+            reason: AcquireReason::Repair
+        }],
+        "started again under the epoch it holds, not released"
+    );
+    assert!(holder.core.holds_group());
+
+    // A secondary that finds part of the group running cleans it up, as at start.
+    let mut secondary = Node::new(settings(2, 1), 5, Found::Stopped);
+    secondary
+        .at(10)
+        .alive()
+        .peer(Role::Primary, 5, Flags::empty());
+    secondary.actions();
+    for on in [true, false] {
+        secondary
+            .core
+            .handle_command(secondary.now, Command::Maintenance(on))
+            .unwrap();
+    }
+    assert_eq!(secondary.actions(), [Action::SurveyGroup]);
+    secondary.core.handle_survey(secondary.now, Found::Partial);
+    assert_eq!(
+        secondary.actions(),
+        [Action::Release {
+            reason: ReleaseReason::Partial
+        }]
+    );
+}
+
+#[test]
 fn a_partly_running_group_is_released_at_start() {
     let mut node = Node::new(settings(1, 2), 5, Found::Partial);
     assert_eq!(

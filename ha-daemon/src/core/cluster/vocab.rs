@@ -121,6 +121,10 @@ pub enum AcquireReason {
     NoOwner,
     /// The receiving end of a switchover (operator, standby, failure handover).
     Switchover,
+    /// Maintenance ended on the holder and part of the group was found stopped: the
+    /// group is started in place (starting a running member does nothing), under the
+    /// epoch it already holds.
+    Repair,
 }
 
 /// Why the core releases the group.
