@@ -969,8 +969,8 @@ pub fn standby_and_maintenance(lab: &mut Lab, holder: usize) -> Result<Modes, St
     }
     let resumed_ms = resumed.elapsed().as_secs_f64() * 1e3;
     let roles = Roles::now(lab);
-    ensure(roles.holders == [other], || {
-        format!("after maintenance: {roles:?}")
+    ensure(roles == expected, || {
+        format!("after maintenance: {roles:?}, expected {expected:?} (same holder, same epoch)")
     })?;
     ensure(lab.group_on(holder).none(), || {
         format!("{} runs part of the group", NODES[holder])
