@@ -135,7 +135,7 @@ pub struct Lab {
     daemons: [Option<Daemon>; 2],
     mounts: [MountNs; 2],
     storage: [EmuNode; 2],
-    _pins: BpfFs,
+    pins: BpfFs,
     /// The namespaces: `a`, `b`, `client`, and `bridge` (holding the witness).
     pub lan: Lan,
     configs: [PathBuf; 2],
@@ -181,7 +181,7 @@ impl Lab {
             daemons: [None, None],
             mounts,
             storage,
-            _pins: pins,
+            pins,
             lan,
             configs: [PathBuf::new(), PathBuf::new()],
             dir,
@@ -470,7 +470,7 @@ impl Lab {
             node + 1,
             peer + 1,
             key.display(),
-            self._pins.path().join(name).display(),
+            self.pins.path().join(name).display(),
             dir.join(format!("{name}.sock")).display(),
             options.interval_ms,
         );
