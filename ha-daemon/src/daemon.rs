@@ -29,7 +29,12 @@ use crate::{
     },
     detection::{AdvertChannels, Detection, DetectionError, EvidenceMode, Report, ReportBody},
     io::{clock, epoch_file, key_file, realtime},
-    resource::{build::group_from, group::ResourceGroup, supervise},
+    resource::{
+        build::{AgentSettings, group_from},
+        drbd::DrbdSettings,
+        group::ResourceGroup,
+        supervise,
+    },
 };
 
 /// Why the daemon stopped with an error.
@@ -130,6 +135,14 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         }
     }
     let identity = (config.cluster_id, config.node_id, config.peer_node_id);
+    let drbd: Vec<DrbdSettings> = config
+        .resources
+        .iter()
+        .filter_map(|resource| match &resource.agent {
+            AgentSettings::Drbd(settings) => Some(settings.clone()),
+            _ => None,
+        })
+        .collect();
     let supervision = config.group;
     let cluster_config = config.cluster.clone();
     let epoch = match &cluster_config {
@@ -183,8 +196,8 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
                 cluster_config,
                 Arc::clone(&group),
                 supervision,
-                advert_tx,
-                peer_advert_rx,
+                (advert_tx, peer_advert_rx),
+                &drbd,
             );
             driver.drain(&output);
             Some(driver)

@@ -14,6 +14,7 @@ use ha_tests::{
     Need,
     cluster::write_configs,
     daemon::{self, Daemon, TempDir},
+    drbd_emu::{config::EmuConfig, node::EmuNode},
     netns::NetNs,
     topology::TwoNodes,
     witness::WitnessLan,
@@ -85,6 +86,8 @@ fn the_witness_answers_until_the_lan_is_cut_and_nobody_else_answers() {
 /// Fields drop in order: the daemons stop before their files and namespaces go.
 struct Running {
     daemons: [Option<Daemon>; 2],
+    /// The DRBD emulator nodes (A's, B's) when the group has a `drbd` member.
+    storage: Vec<EmuNode>,
     configs: [PathBuf; 2],
     dir: TempDir,
     _lan: WitnessLan,
@@ -110,21 +113,24 @@ impl Running {
     /// Both daemons, started together, and waits until both hear each other. See
     /// [`Running::start_apart`].
     fn start(tag: &str) -> Self {
-        Self::start_apart(tag, Duration::ZERO)
+        Self::start_apart(tag, Duration::ZERO, false)
     }
 
     /// Both daemons (files under a directory named after `tag`) with a one-member `exec`
     /// group whose marker is `dir/<node>.marker`, the witness reachable from the start,
     /// and a fence command that leaves `dir/<peer>.fenced`, kills the peer's daemon (by
     /// its pid file), removes its marker (its resources die with it) and takes its links
-    /// down. B starts `b_later` after A. Waits until both hear each other.
-    fn start_apart(tag: &str, b_later: Duration) -> Self {
+    /// down. B starts `b_later` after A. With `drbd`, the group starts with a `drbd`
+    /// member over two emulator nodes, connected and UpToDate. Waits until both hear
+    /// each other.
+    fn start_apart(tag: &str, b_later: Duration, drbd: bool) -> Self {
         let nodes = TwoNodes::new();
         let lan = WitnessLan::new(&nodes);
         let dir = TempDir::new(tag);
         let (a, b) = write_configs(&dir, 1, 5, None);
         let configs = [a, b];
         let d = dir.path().display().to_string();
+        let storage = if drbd { drbd_pair(&nodes) } else { Vec::new() };
         for (me, config) in configs.iter().enumerate() {
             let (name, peer) = (NAMES[me], NAMES[1 - me]);
             let peer_ns = [&nodes.a, &nodes.b][1 - me].name();
@@ -140,9 +146,19 @@ impl Running {
                 LAN_IFS[1 - me]
             );
             let mut toml = std::fs::read_to_string(config).expect("read config");
+            toml.push_str("\n[group]\nmonitor_interval_ms = 100\n");
+            if let Some(emu) = storage.get(me) {
+                let _ = write!(
+                    toml,
+                    "\n[[resource]]\nname = \"data\"\nagent = \"drbd\"\ndrbd_resource = \"r0\"\n\
+                     drbdadm = \"{}\"\ndrbdsetup = \"{}\"\n",
+                    emu.drbdadm_path().display(),
+                    emu.drbdsetup_path().display()
+                );
+            }
             let _ = write!(
                 toml,
-                "\n[group]\nmonitor_interval_ms = 100\n\n\
+                "\n\
                  [[resource]]\nname = \"marker\"\nagent = \"exec\"\n\
                  start = [\"/bin/sh\", \"-c\", \"touch {d}/{name}.marker\"]\n\
                  stop = [\"/bin/sh\", \"-c\", \"rm -f {d}/{name}.marker\"]\n\
@@ -157,6 +173,7 @@ impl Running {
         }
         let mut running = Self {
             daemons: [None, None],
+            storage,
             configs,
             dir,
             _lan: lan,
@@ -288,6 +305,28 @@ impl Running {
             .filter_map(|line| line.get("cluster").cloned())
             .collect()
     }
+}
+
+/// Two DRBD emulator nodes over the back-to-back link, connected, both UpToDate,
+/// both Secondary.
+fn drbd_pair(nodes: &TwoNodes) -> Vec<EmuNode> {
+    let config = |ns: &NetNs, local, peer| {
+        let mut config = EmuConfig::new((local, 7789).into(), (peer, 7789).into());
+        config.netns = Some(ns.name().to_owned());
+        config.size_mib = 8;
+        config.connect_interval_ms = 200;
+        config
+    };
+    let a = EmuNode::start("a", config(&nodes.a, TwoNodes::A_V4, TwoNodes::B_V4));
+    let b = EmuNode::start("b", config(&nodes.b, TwoNodes::B_V4, TwoNodes::A_V4));
+    for node in [&a, &b] {
+        node.adm_ok(&["create-md", "--force", "r0"]);
+        node.adm_ok(&["up", "r0"]);
+    }
+    a.wait_for("cstate", "Connected", Duration::from_secs(5));
+    a.adm_ok(&["--", "--clear-bitmap", "new-current-uuid", "r0"]);
+    b.wait_for("dstate", "UpToDate/UpToDate", Duration::from_secs(5));
+    vec![a, b]
 }
 
 fn ok(out: &Output) {
@@ -517,7 +556,7 @@ fn daemons_starting_together_or_apart_meet_without_a_fence_and_one_holds() {
     // Apart: B starts well after A's detector called it lost (its start-up dead time),
     // as when B boots slower; before the start-up wait, A fenced it here.
     for b_later in [Duration::ZERO, Duration::from_millis(1_500)] {
-        let mut c = Running::start_apart("cluster-startup", b_later);
+        let mut c = Running::start_apart("cluster-startup", b_later, false);
         let h = c.first_holder();
         c.hold_markers(only(h), Duration::from_secs(1), "after they met");
         for node in 0..2 {
@@ -550,4 +589,93 @@ fn daemons_starting_together_or_apart_meet_without_a_fence_and_one_holds() {
         );
         println!("B {b_later:?} later: node {} holds, nobody fenced", id(h));
     }
+}
+
+#[test]
+fn a_node_whose_drbd_disk_is_not_usable_never_takes_over_and_says_so() {
+    if !ha_tests::require(
+        "a_node_whose_drbd_disk_is_not_usable_never_takes_over_and_says_so",
+        &[
+            Need::Root,
+            Need::DaemonBinary,
+            Need::Program("ip"),
+            Need::Program("sh"),
+            Need::Program("nsenter"),
+            Need::Program("losetup"),
+            Need::Program("blockdev"),
+            Need::Program("fusermount3"),
+        ],
+    ) {
+        return;
+    }
+    let mut c = Running::start_apart("cluster-disk", Duration::ZERO, true);
+    let h = c.first_holder();
+    let o = 1 - h;
+    c.hold_markers(only(h), Duration::from_millis(500), "first start");
+    assert_eq!(
+        c.storage[h].adm_ok(&["role", "r0"]).trim(),
+        "Primary/Secondary",
+        "the holder promoted its DRBD resource"
+    );
+    for node in [h, o] {
+        let status = c.status(node);
+        let disks = &status["cluster"]["disks"];
+        assert_eq!(disks[0]["usable"], true, "node {node}: {status}");
+        assert_eq!(disks[0]["state"], "r0: UpToDate", "node {node}: {status}");
+    }
+
+    // The other node's disk goes away (detached: the resource is down there).
+    c.storage[o].adm_ok(&["down", "r0"]);
+    let began = Instant::now();
+    loop {
+        let status = c.status(o);
+        if status["cluster"]["disks"][0]["usable"] == false {
+            assert_eq!(
+                status["cluster"]["disks"][0]["state"], "r0: not up",
+                "{status}"
+            );
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "the disk still counts as usable: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "disk down -> reported not usable after {:?}",
+        began.elapsed()
+    );
+    let table = c.cli(o, &["status"]);
+    ok(&table);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("disk r0: not up: NOT usable"), "{table}");
+
+    // The primary crashes: the other node must not take over.
+    c.daemons[h]
+        .as_ref()
+        .expect("daemon")
+        .signal(Signal::SIGKILL);
+    let link = [TwoNodes::A_IF, TwoNodes::B_IF][h];
+    c.ns(h).ip(&["link", "set", link, "down"]);
+    std::fs::remove_file(c.dir.path().join(format!("{}.marker", NAMES[h])))
+        .expect("the crash ends the group there");
+    c.hold_markers(
+        [false, false],
+        Duration::from_secs(3),
+        "primary dead, disk unusable",
+    );
+    assert!(!c.fenced(h), "a node that cannot take over fenced its peer");
+    let status = c.status(o);
+    assert_eq!(status["detection"]["peer"], "lost", "{status}");
+    assert_eq!(status["cluster"]["role"], "secondary", "{status}");
+    assert_eq!(
+        status["cluster"]["takeover_blocked"], "not_eligible",
+        "{status}"
+    );
+    let events = c.cluster_events(o);
+    assert!(
+        !events.iter().any(|e| e["type"] == "claiming"),
+        "a claim without a usable disk: {events:?}"
+    );
 }

@@ -66,6 +66,7 @@
 //! [`Cluster::advertised`] in every heartbeat sent from then on.
 
 mod decide;
+pub mod disk;
 mod rules;
 mod settings;
 #[cfg(test)]
@@ -282,7 +283,7 @@ impl Cluster {
         self.evaluate(now);
     }
 
-    /// Whether our DRBD disk is usable (UpToDate) for a promotion.
+    /// Whether our DRBD disk is usable for a promotion (see [`disk::disk_verdict`]).
     pub fn handle_disk(&mut self, now: Instant, usable: bool) {
         let now = self.advance(now);
         self.disk_usable = usable;
