@@ -19,7 +19,7 @@ use tracing::{error, info, warn};
 use crate::{
     config::{Config, ConfigError},
     control::{
-        server::{ControlError, ControlSocket, Query},
+        server::{ControlError, ControlSocket, Query, SwitchoverAnswer},
         status::{ClusterStatus, DetectionStatus, Status},
     },
     core::{
@@ -135,6 +135,7 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         }
     }
     let identity = (config.cluster_id, config.node_id, config.peer_node_id);
+    let link_names: Vec<String> = config.links.iter().map(|link| link.name.clone()).collect();
     let drbd: Vec<DrbdSettings> = config
         .resources
         .iter()
@@ -198,6 +199,7 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
                 supervision,
                 (advert_tx, peer_advert_rx),
                 &drbd,
+                &link_names,
             );
             driver.drain(&output);
             Some(driver)
@@ -245,6 +247,16 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
                     let answer = match &mut driver {
                         Some(driver) => driver.command(&output, command).map_err(|e| e.to_string()),
                         None => Err(NO_CLUSTER.to_owned()),
+                    };
+                    let _ = reply.send(answer);
+                }
+                Query::Switchover { to, dry_run, reply } => {
+                    let answer = match &mut driver {
+                        Some(driver) => driver.switchover(&output, to, dry_run),
+                        None => SwitchoverAnswer {
+                            result: Err(NO_CLUSTER.to_owned()),
+                            preflight: None,
+                        },
                     };
                     let _ = reply.send(answer);
                 }

@@ -94,6 +94,18 @@ struct Running {
     nodes: TwoNodes,
 }
 
+/// How a [`Running`] cluster is set up.
+#[derive(Default)]
+struct Setup {
+    /// B starts this long after A.
+    b_later: Duration,
+    /// The group starts with a `drbd` member over two emulator nodes, connected and
+    /// UpToDate.
+    drbd: bool,
+    /// Links between the nodes (0 counts as 1).
+    links: usize,
+}
+
 const NAMES: [&str; 2] = ["a", "b"];
 const LAN_IFS: [&str; 2] = [WitnessLan::A_IF, WitnessLan::B_IF];
 
@@ -113,24 +125,27 @@ impl Running {
     /// Both daemons, started together, and waits until both hear each other. See
     /// [`Running::start_apart`].
     fn start(tag: &str) -> Self {
-        Self::start_apart(tag, Duration::ZERO, false)
+        Self::start_with(tag, &Setup::default())
     }
 
     /// Both daemons (files under a directory named after `tag`) with a one-member `exec`
     /// group whose marker is `dir/<node>.marker`, the witness reachable from the start,
     /// and a fence command that leaves `dir/<peer>.fenced`, kills the peer's daemon (by
     /// its pid file), removes its marker (its resources die with it) and takes its links
-    /// down. B starts `b_later` after A. With `drbd`, the group starts with a `drbd`
-    /// member over two emulator nodes, connected and UpToDate. Waits until both hear
-    /// each other.
-    fn start_apart(tag: &str, b_later: Duration, drbd: bool) -> Self {
-        let nodes = TwoNodes::new();
+    /// down. See [`Setup`] for the rest. Waits until both hear each other.
+    fn start_with(tag: &str, setup: &Setup) -> Self {
+        let links = setup.links.max(1);
+        let nodes = TwoNodes::with_links(links);
         let lan = WitnessLan::new(&nodes);
         let dir = TempDir::new(tag);
-        let (a, b) = write_configs(&dir, 1, 5, None);
+        let (a, b) = write_configs(&dir, links, 5, None);
         let configs = [a, b];
         let d = dir.path().display().to_string();
-        let storage = if drbd { drbd_pair(&nodes) } else { Vec::new() };
+        let storage = if setup.drbd {
+            drbd_pair(&nodes)
+        } else {
+            Vec::new()
+        };
         for (me, config) in configs.iter().enumerate() {
             let (name, peer) = (NAMES[me], NAMES[1 - me]);
             let peer_ns = [&nodes.a, &nodes.b][1 - me].name();
@@ -183,7 +198,7 @@ impl Running {
         // keeps a node whose peer is still starting from fencing it.
         for (node, name) in NAMES.iter().enumerate() {
             if node == 1 {
-                std::thread::sleep(b_later);
+                std::thread::sleep(setup.b_later);
             }
             let daemon = Daemon::start(running.ns(node), &running.configs[node]);
             let pid = running.dir.path().join(format!("{name}.pid"));
@@ -556,7 +571,11 @@ fn daemons_starting_together_or_apart_meet_without_a_fence_and_one_holds() {
     // Apart: B starts well after A's detector called it lost (its start-up dead time),
     // as when B boots slower; before the start-up wait, A fenced it here.
     for b_later in [Duration::ZERO, Duration::from_millis(1_500)] {
-        let mut c = Running::start_apart("cluster-startup", b_later, false);
+        let setup = Setup {
+            b_later,
+            ..Setup::default()
+        };
+        let mut c = Running::start_with("cluster-startup", &setup);
         let h = c.first_holder();
         c.hold_markers(only(h), Duration::from_secs(1), "after they met");
         for node in 0..2 {
@@ -608,7 +627,11 @@ fn a_node_whose_drbd_disk_is_not_usable_never_takes_over_and_says_so() {
     ) {
         return;
     }
-    let mut c = Running::start_apart("cluster-disk", Duration::ZERO, true);
+    let setup = Setup {
+        drbd: true,
+        ..Setup::default()
+    };
+    let mut c = Running::start_with("cluster-disk", &setup);
     let h = c.first_holder();
     let o = 1 - h;
     c.hold_markers(only(h), Duration::from_millis(500), "first start");
@@ -650,6 +673,14 @@ fn a_node_whose_drbd_disk_is_not_usable_never_takes_over_and_says_so() {
     ok(&table);
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(table.contains("disk r0: not up: NOT usable"), "{table}");
+    let out = c.cli(h, &["switchover"]);
+    assert!(
+        !out.status.success(),
+        "switchover to a node without its disk: {out:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("r0: not connected to the peer"), "{stderr}");
+    c.hold_markers(only(h), Duration::from_millis(200), "refused switchover");
 
     // The primary crashes: the other node must not take over.
     c.daemons[h]
@@ -678,4 +709,134 @@ fn a_node_whose_drbd_disk_is_not_usable_never_takes_over_and_says_so() {
         !events.iter().any(|e| e["type"] == "claiming"),
         "a claim without a usable disk: {events:?}"
     );
+}
+
+/// Runs `ha-daemon switchover --dry-run ARGS` on `node`: (success, stdout, stderr).
+fn dry_run(c: &Running, node: usize, args: &[&str]) -> (bool, String, String) {
+    let mut all = vec!["switchover", "--dry-run"];
+    all.extend_from_slice(args);
+    let out = c.cli(node, &all);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Polls the dry run on `node` for up to 5 s until `done` holds for it.
+fn dry_run_until(
+    c: &Running,
+    node: usize,
+    what: &str,
+    done: impl Fn(&(bool, String, String)) -> bool,
+) -> (bool, String, String) {
+    let began = Instant::now();
+    loop {
+        let got = dry_run(c, node, &[]);
+        if done(&got) {
+            println!("{what}: after {:?}", began.elapsed());
+            return got;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "{what}: not within 5 s: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_switchover_dry_run_prints_the_steps_and_the_preflight_names_what_blocks_it() {
+    if !cluster_needs(
+        "a_switchover_dry_run_prints_the_steps_and_the_preflight_names_what_blocks_it",
+    ) {
+        return;
+    }
+    let setup = Setup {
+        links: 2,
+        ..Setup::default()
+    };
+    let c = Running::start_with("cluster-preflight", &setup);
+    let h = c.first_holder();
+    let o = 1 - h;
+    c.hold_markers(only(h), Duration::from_millis(300), "first start");
+    let (h_id, o_id) = (id(h), id(o));
+
+    let (ok, stdout, stderr) = dry_run_until(&c, h, "both links up", |(ok, _, _)| *ok);
+    assert!(ok, "{stdout}{stderr}");
+    println!("dry run on the holder:\n{stdout}");
+    for wanted in [
+        "ok   request".to_owned(),
+        "ok   links    every link to the peer is up (link0, link1)".to_owned(),
+        "ok   peer".to_owned(),
+        "ok   disk     no drbd member".to_owned(),
+        format!("1. node {h_id} asks node {o_id} to take the group"),
+        format!("3. node {h_id} releases the group: stop marker"),
+        format!("7. node {o_id} starts the group: start marker"),
+        "would be accepted".to_owned(),
+    ] {
+        assert!(stdout.contains(&wanted), "{wanted:?} missing:\n{stdout}");
+    }
+    let (ok, stdout, _) = dry_run(&c, o, &[]);
+    assert!(ok, "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "1. node {o_id} asks node {h_id} to hand the group over"
+        )),
+        "{stdout}"
+    );
+    let (ok, _, stderr) = dry_run(&c, h, &["--to", &h_id]);
+    assert!(!ok);
+    assert!(stderr.contains("already holds"), "{stderr}");
+    c.hold_markers(
+        only(h),
+        Duration::from_millis(300),
+        "dry runs change nothing",
+    );
+
+    // One link down: refused, naming it.
+    let link1 = TwoNodes::link(1);
+    c.nodes.a.ip(&["link", "set", &link1.a_if, "down"]);
+    let (_, stdout, stderr) = dry_run_until(&c, h, "link1 down refuses", |(ok, _, _)| !*ok);
+    assert!(stdout.contains("FAIL links"), "{stdout}");
+    assert!(
+        stderr.contains("would be refused: link link1 to the peer is down"),
+        "{stderr}"
+    );
+    let out = c.cli(h, &["switchover"]);
+    assert!(!out.status.success());
+    let refused = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        refused.contains("link link1 to the peer is down"),
+        "{refused}"
+    );
+    c.hold_markers(only(h), Duration::from_millis(300), "refused switchover");
+    c.nodes.a.ip(&["link", "set", &link1.a_if, "up"]);
+    dry_run_until(&c, h, "link1 back", |(ok, _, _)| *ok);
+
+    // The peer in standby, then in maintenance: refused, naming it.
+    for (mode, expected) in [("standby", "standby"), ("maintenance", "maintenance")] {
+        ok_cli(&c, o, &[mode, "on"]);
+        let (_, stdout, stderr) = dry_run_until(&c, h, &format!("peer {mode}"), |(ok, _, _)| !*ok);
+        assert!(stdout.contains("FAIL peer"), "{stdout}");
+        assert!(
+            stderr.contains(&format!("node {o_id} is in {expected}")),
+            "{stderr}"
+        );
+        ok_cli(&c, o, &[mode, "off"]);
+        dry_run_until(&c, h, &format!("peer {mode} off"), |(ok, _, _)| *ok);
+    }
+    c.hold_markers(only(h), Duration::from_millis(200), "after the refusals");
+
+    // Everything passes: the real one goes.
+    ok_cli(&c, h, &["switchover"]);
+    c.wait_markers(
+        only(o),
+        Duration::from_secs(10),
+        "switchover after preflight",
+    );
+}
+
+fn ok_cli(c: &Running, node: usize, args: &[&str]) {
+    ok(&c.cli(node, args));
 }

@@ -78,7 +78,7 @@ use std::collections::VecDeque;
 pub use settings::{ClusterSettings, SettingsError};
 pub use vocab::{
     Abandon, AcquireReason, Action, Advert, Command, CommandError, Event, Found, GroupResult,
-    Owner, ReleaseReason, SwitchoverReason, SwitchoverStep,
+    Owner, ReleaseReason, SwitchoverPlan, SwitchoverReason, SwitchoverStep,
 };
 
 use crate::core::detector::{self, PeerState};
@@ -558,6 +558,11 @@ impl Cluster {
     /// [`Event::TakeoverBlocked`] cause while the peer stays in the same state).
     pub fn blocked(&self) -> Option<Abandon> {
         self.blocked
+    }
+
+    /// The peer's latest advert, if one arrived.
+    pub fn peer_advert(&self) -> Option<Advert> {
+        self.peer.advert
     }
 
     /// Whether our disk is usable for a promotion (as last told by `handle_disk`).

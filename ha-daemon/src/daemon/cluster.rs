@@ -29,7 +29,11 @@ use tracing::{Instrument as _, error, warn};
 use super::Output;
 use crate::{
     config::ClusterConfig,
-    control::status::{ClusterStatus, DiskReport, FailoverReport},
+    control::{
+        preflight::{Facts, Preflight},
+        server::SwitchoverAnswer,
+        status::{ClusterStatus, DiskReport, FailoverReport},
+    },
     core::{
         cluster::{
             Action, Advert, Cluster, Command, CommandError, Event, Found, GroupResult,
@@ -106,6 +110,8 @@ pub(super) struct ClusterDriver {
     disks: Vec<DiskVerdict>,
     /// The DRBD followers (aborted on drop, which ends their `drbdsetup`).
     followers: Vec<JoinHandle<()>>,
+    /// Every link by name, in slot order, and whether the detector has it up.
+    links: Vec<(String, bool)>,
 }
 
 impl ClusterDriver {
@@ -119,16 +125,14 @@ impl ClusterDriver {
         supervision: SupervisionSettings,
         channels: (watch::Sender<Advert>, watch::Receiver<Option<Advert>>),
         drbd: &[DrbdSettings],
+        links: &[String],
     ) -> Self {
         let (advert, peer_adverts) = channels;
         let (inputs_tx, inputs) = mpsc::unbounded_channel();
         let persist = persister(config.epoch_file.clone(), inputs_tx.clone());
         let disks: Vec<DiskVerdict> = drbd
             .iter()
-            .map(|settings| DiskVerdict {
-                usable: false,
-                state: format!("{}: state not known yet", settings.resource),
-            })
+            .map(|settings| DiskVerdict::unknown(&settings.resource, "state not known yet"))
             .collect();
         if !disks.is_empty() {
             cluster.handle_disk(clock::now(), false);
@@ -156,11 +160,26 @@ impl ClusterDriver {
             last_failover: None,
             disks,
             followers,
+            links: links.iter().map(|name| (name.clone(), false)).collect(),
         }
     }
 
     /// Feeds a detector event.
     pub(super) fn detector(&mut self, output: &Output, event: &detector::Event) {
+        let link = match event {
+            detector::Event::LinkUp { link, .. } => Some((link, true)),
+            detector::Event::LinkDown { link, .. } => Some((link, false)),
+            detector::Event::Degraded { .. }
+            | detector::Event::AllLinksUp { .. }
+            | detector::Event::PeerAlive { .. }
+            | detector::Event::PeerDaemonDown { .. }
+            | detector::Event::PeerLost { .. } => None,
+        };
+        if let Some((link, up)) = link
+            && let Some((_, state)) = self.links.get_mut(usize::from(link.slot()))
+        {
+            *state = up;
+        }
         self.cluster.handle_detector(clock::now(), event);
         self.drain(output);
     }
@@ -174,6 +193,44 @@ impl ClusterDriver {
         let result = self.cluster.handle_command(clock::now(), command);
         self.drain(output);
         result
+    }
+
+    /// Runs the preflight of a switchover to `to` and, unless `dry_run` or a check
+    /// failed, starts it.
+    pub(super) fn switchover(
+        &mut self,
+        output: &Output,
+        to: Option<u16>,
+        dry_run: bool,
+    ) -> SwitchoverAnswer {
+        let settings = self.cluster.settings();
+        let members: Vec<String> = self
+            .group
+            .members()
+            .iter()
+            .map(|member| member.name.clone())
+            .collect();
+        let preflight = Preflight::new(&Facts {
+            me: settings.node_id,
+            peer: settings.peer_id,
+            request: self.cluster.check_switchover(to),
+            links: &self.links,
+            peer_advert: self.cluster.peer_advert(),
+            disks: &self.disks,
+            members: &members,
+            step_timeout: settings.switchover_timeout,
+        });
+        let result = match preflight.refusal() {
+            Some(refusal) => Err(refusal),
+            None if dry_run => Ok(()),
+            None => self
+                .command(output, Command::Switchover { to })
+                .map_err(|error| error.to_string()),
+        };
+        SwitchoverAnswer {
+            result,
+            preflight: Some(preflight),
+        }
     }
 
     /// Waits for the next input of the core (a result, a peer advert, or a timer) and
@@ -463,10 +520,8 @@ async fn follow_disk(index: usize, settings: DrbdSettings, inputs: mpsc::Unbound
             Err(error) => error.to_string(),
         };
         warn!(resource = %settings.resource, %ended, "DRBD state not followed: disk counts as not usable");
-        let verdict = DiskVerdict {
-            usable: false,
-            state: format!("{}: state not followed ({ended})", settings.resource),
-        };
+        let why = format!("state not followed ({ended})");
+        let verdict = DiskVerdict::unknown(&settings.resource, &why);
         if !report(verdict) {
             return;
         }

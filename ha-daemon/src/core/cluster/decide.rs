@@ -4,7 +4,7 @@
 use super::rules::{designated, outranks};
 use super::{
     Abandon, AcquireReason, Action, Claim, Cluster, CommandError, Event, Fence, Found, Owner, Push,
-    ReleaseReason, State, Switchover, SwitchoverReason, SwitchoverStep,
+    ReleaseReason, State, Switchover, SwitchoverPlan, SwitchoverReason, SwitchoverStep,
 };
 use crate::core::detector::PeerState;
 use crate::core::time::Instant;
@@ -555,6 +555,19 @@ impl Cluster {
         now: Instant,
         to: Option<u16>,
     ) -> Result<(), CommandError> {
+        self.check_switchover(to)?;
+        match self.state {
+            State::Primary { epoch } => self.start_push(now, epoch, SwitchoverReason::Operator),
+            State::Secondary
+            | State::Claiming(_)
+            | State::Acquiring { .. }
+            | State::Releasing { .. } => self.start_pull(now, SwitchoverReason::Operator),
+        }
+        Ok(())
+    }
+
+    /// What a switchover to `to` would do, or why it is refused; changes nothing.
+    pub fn check_switchover(&self, to: Option<u16>) -> Result<SwitchoverPlan, CommandError> {
         let (me, peer_id) = (self.settings.node_id, self.settings.peer_id);
         if let Some(to) = to
             && to != me
@@ -584,20 +597,16 @@ impl Cluster {
         if self.peer.state != PeerState::Alive {
             return Err(CommandError::PeerNotAlive);
         }
-        match owner {
-            Some(epoch) => {
-                if !self.peer_can_receive() {
-                    return Err(CommandError::NotEligible(peer_id));
-                }
-                self.start_push(now, epoch, SwitchoverReason::Operator);
-            }
-            None => {
-                if !self.eligible() {
-                    return Err(CommandError::NotEligible(me));
-                }
-                self.start_pull(now, SwitchoverReason::Operator);
-            }
+        if owner.is_some() && !self.peer_can_receive() {
+            return Err(CommandError::NotEligible(peer_id));
         }
-        Ok(())
+        if owner.is_none() && !self.eligible() {
+            return Err(CommandError::NotEligible(me));
+        }
+        Ok(SwitchoverPlan {
+            holder,
+            target,
+            epoch: self.epoch + 1,
+        })
     }
 }

@@ -6,8 +6,14 @@
 //! confirms, which needs the connection; DRBD itself refuses to promote it alone).
 //! Anything else (not up, `Inconsistent`, `Outdated`, `Diskless`, `Failed`, attaching,
 //! no volume, the dump not complete yet) is not usable, with the reason for an operator.
+//!
+//! In sync (what a switchover needs, from our own side of the connection, so the peer's
+//! advert need not carry it): connected, every volume UpToDate here and at the peer,
+//! replication `Established`, and nothing out of sync where statistics report it.
 
-use crate::core::drbd_events::state::{ConnectionState, DiskState, ResourceState};
+use crate::core::drbd_events::state::{
+    ConnectionState, DiskState, ReplicationState, ResourceState,
+};
 
 /// The verdict on one resource's disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,12 +22,32 @@ pub struct DiskVerdict {
     pub usable: bool,
     /// What was found, e.g. `r0: UpToDate` or `r0: volume 0 Inconsistent`.
     pub state: String,
+    /// `Ok`: in sync with the peer; `Err`: why not (e.g. `r0: peer volume 0
+    /// Inconsistent`).
+    pub sync: Result<(), String>,
+}
+
+impl DiskVerdict {
+    /// Not usable, not in sync: the state of `resource` is not known, for `why`.
+    pub fn unknown(resource: &str, why: &str) -> Self {
+        let state = format!("{resource}: {why}");
+        DiskVerdict {
+            usable: false,
+            sync: Err(state.clone()),
+            state,
+        }
+    }
 }
 
 /// The verdict on `state` (see the module doc).
 pub fn disk_verdict(state: &ResourceState) -> DiskVerdict {
     let name = state.name();
-    let verdict = |usable, state| DiskVerdict { usable, state };
+    let sync = sync_verdict(state);
+    let verdict = |usable, state| DiskVerdict {
+        usable,
+        state,
+        sync: sync.clone(),
+    };
     if !state.dump_complete() {
         return verdict(false, format!("{name}: state not known yet"));
     }
@@ -62,6 +88,40 @@ pub fn disk_verdict(state: &ResourceState) -> DiskVerdict {
     )
 }
 
+/// Whether `state` is in sync with the peer (see the module doc).
+fn sync_verdict(state: &ResourceState) -> Result<(), String> {
+    let name = state.name();
+    if !state.dump_complete() || !state.exists() {
+        return Err(format!("{name}: not up here"));
+    }
+    let connection = state.connection();
+    if connection != ConnectionState::Connected {
+        return Err(format!("{name}: not connected to the peer ({connection})"));
+    }
+    let peer = state.peer();
+    for (volume, device) in state.devices() {
+        if device.disk != DiskState::UpToDate {
+            return Err(format!("{name}: volume {volume} {} here", device.disk));
+        }
+        let peer_disk = state.peer_disk(*volume);
+        if peer_disk != DiskState::UpToDate {
+            return Err(format!("{name}: peer volume {volume} {peer_disk}"));
+        }
+        if let Some(seen) = peer.and_then(|peer| peer.devices.get(volume)) {
+            if seen.replication != ReplicationState::Established {
+                return Err(format!(
+                    "{name}: volume {volume} replication {}",
+                    seen.replication
+                ));
+            }
+            if let Some(kib) = seen.out_of_sync_kib.filter(|kib| *kib > 0) {
+                return Err(format!("{name}: volume {volume} {kib} KiB out of sync"));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,13 +147,8 @@ mod tests {
     fn up_to_date_is_usable_and_consistent_only_while_connected() {
         for connection in ["Connected", "Connecting"] {
             let verdict = disk_verdict(&with_disk("UpToDate", connection));
-            assert_eq!(
-                verdict,
-                DiskVerdict {
-                    usable: true,
-                    state: "r0: UpToDate".into()
-                }
-            );
+            assert!(verdict.usable);
+            assert_eq!(verdict.state, "r0: UpToDate");
         }
         assert!(disk_verdict(&with_disk("Consistent", "Connected")).usable);
         let alone = disk_verdict(&with_disk("Consistent", "Connecting"));
@@ -128,5 +183,51 @@ mod tests {
             "exists -",
         ]);
         assert!(!disk_verdict(&no_volume).usable);
+    }
+}
+
+#[cfg(test)]
+mod sync_tests {
+    use super::*;
+    use crate::core::drbd_events::line::parse_line;
+
+    fn state(peer_disk: &str, replication: &str, out_of_sync: &str) -> ResourceState {
+        let lines = [
+            "exists resource name:r0 role:Primary suspended:no".to_owned(),
+            "exists connection name:r0 peer-node-id:1 conn-name:b connection:Connected role:Secondary".to_owned(),
+            "exists device name:r0 volume:0 minor:0 disk:UpToDate".to_owned(),
+            format!("exists peer-device name:r0 peer-node-id:1 conn-name:b volume:0 replication:{replication} peer-disk:{peer_disk}{out_of_sync}"),
+            "exists -".to_owned(),
+        ];
+        let lines: Vec<_> = lines.iter().map(|l| parse_line(l).unwrap()).collect();
+        ResourceState::fold("r0", &lines)
+    }
+
+    #[test]
+    fn in_sync_needs_both_disks_up_to_date_established_and_nothing_out_of_sync() {
+        assert_eq!(
+            disk_verdict(&state("UpToDate", "Established", "")).sync,
+            Ok(())
+        );
+        assert_eq!(
+            disk_verdict(&state("UpToDate", "Established", " out-of-sync:0")).sync,
+            Ok(())
+        );
+        assert_eq!(
+            disk_verdict(&state("Inconsistent", "SyncSource", "")).sync,
+            Err("r0: peer volume 0 Inconsistent".to_owned())
+        );
+        assert_eq!(
+            disk_verdict(&state("UpToDate", "SyncSource", "")).sync,
+            Err("r0: volume 0 replication SyncSource".to_owned())
+        );
+        assert_eq!(
+            disk_verdict(&state("UpToDate", "Established", " out-of-sync:4096")).sync,
+            Err("r0: volume 0 4096 KiB out of sync".to_owned())
+        );
+        assert_eq!(
+            disk_verdict(&ResourceState::not_up("r0")).sync,
+            Err("r0: not up here".to_owned())
+        );
     }
 }

@@ -82,6 +82,17 @@ pub enum Command {
     Maintenance(bool),
 }
 
+/// What an accepted switchover will do ([`super::Cluster::check_switchover`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SwitchoverPlan {
+    /// The node that holds the group now and releases it.
+    pub holder: u16,
+    /// The node that acquires it.
+    pub target: u16,
+    /// The epoch the target's tenure will have (at least).
+    pub epoch: u64,
+}
+
 /// Why an operator command was refused. Nothing changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
