@@ -28,7 +28,8 @@
 //!   lost. A group found running at start is kept meanwhile (the isolation rule still
 //!   applies to it). The wait ends early when the peer is heard.
 //! - **Returning peer.** A peer whose advert arrived after the detector called it lost
-//!   is coming back (its links are rising): no claim starts on that loss.
+//!   is coming back (its links are rising): no claim starts on that loss, and a primary
+//!   that hears it is not isolated from it (no isolation release).
 //! - **Isolation.** While the peer is lost the witness is probed every
 //!   `witness_interval`. A primary whose probes fail for `isolation_timeout` releases.
 //!   A node without the witness never claims.
@@ -439,8 +440,11 @@ impl Cluster {
                 (None, Some((at, _))) => due.push(at.saturating_add(s.witness_interval)),
                 (None, None) => {}
             }
-            if let (State::Primary { .. }, Some(since)) = (self.state, self.witness.isolated_since)
-            {
+            if let (State::Primary { .. }, Some(since), false) = (
+                self.state,
+                self.witness.isolated_since,
+                self.peer_returning(),
+            ) {
                 due.push(since.saturating_add(s.isolation_timeout));
             }
             due.extend(self.startup_wait_until());

@@ -170,6 +170,12 @@ impl Cluster {
         self.witness.isolated_since.is_some()
     }
 
+    /// The peer is lost, but an advert arrived since: it is coming back.
+    pub(super) fn peer_returning(&self) -> bool {
+        self.peer.state == PeerState::Lost
+            && self.peer.heard_at.is_some_and(|at| at >= self.peer.since)
+    }
+
     /// Not in standby, disk usable, no failure mark.
     fn eligible(&self) -> bool {
         !self.standby && self.disk_usable && self.failed_until.is_none() && !self.group_failed
@@ -203,8 +209,8 @@ impl Cluster {
                     self.block(now, Abandon::NotEligible);
                 } else if self.startup_wait_until().is_some() {
                     self.block(now, Abandon::StartupWait);
-                } else if self.peer.heard_at.is_some_and(|at| at >= self.peer.since) {
-                    // Returning: its links are rising; the detector will call it alive.
+                } else if self.peer_returning() {
+                    // Its links are rising; the detector will call it alive.
                 } else if let Some(at) = self.witness_reachable() {
                     self.claim(now, AcquireReason::PeerLost, Some(at));
                 } else if self.isolated() {
@@ -364,6 +370,7 @@ impl Cluster {
 
     fn consider_release(&mut self, now: Instant, epoch: u64) {
         if self.peer.state == PeerState::Lost
+            && !self.peer_returning()
             && self
                 .witness
                 .isolated_since

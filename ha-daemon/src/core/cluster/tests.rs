@@ -702,3 +702,19 @@ fn a_lost_peer_heard_again_is_returning_and_not_claimed_on() {
     node.alive();
     assert_eq!(node.core.peer.state, PeerState::Alive);
 }
+
+#[test]
+fn a_primary_that_hears_its_lost_peer_again_is_not_isolated() {
+    let mut node = Node::new(settings(1, 2), 3, Found::Running);
+    node.at(10).lost();
+    node.actions();
+    node.core.handle_witness(ms(20), false);
+    node.at(30).peer(Role::Secondary, 3, Flags::empty());
+    for _ in 0..50 {
+        for action in node.run_to(5_000) {
+            assert_eq!(action, Action::ProbeWitness, "no release");
+            node.core.handle_witness(node.now, false);
+        }
+    }
+    assert!(node.core.holds_group());
+}
