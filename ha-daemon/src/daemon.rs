@@ -5,7 +5,9 @@
 //!
 //! With `[cluster]`, the [`cluster`] driver owns the role decisions from the survey on:
 //! it adopts a running group, acquires, releases and supervises it as the core decides,
-//! and its events and group runs are printed too. Without it the daemon only watches:
+//! and its events and group runs are printed too; it follows the disk of every `drbd`
+//! member for the core and runs the preflight of every switchover. Without it the daemon
+//! only watches:
 //! a group found fully running is adopted, untouched, and supervised.
 
 mod cluster;
@@ -141,7 +143,11 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         .iter()
         .filter_map(|resource| match &resource.agent {
             AgentSettings::Drbd(settings) => Some(settings.clone()),
-            _ => None,
+            AgentSettings::Mount(_)
+            | AgentSettings::Lxc(_)
+            | AgentSettings::Vip(_)
+            | AgentSettings::Exec(_)
+            | AgentSettings::Ocf(_) => None,
         })
         .collect();
     let supervision = config.group;
