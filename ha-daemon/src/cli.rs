@@ -125,6 +125,14 @@ pub enum Command {
         /// On or off.
         state: OnOff,
     },
+    /// End this node's start-up wait now (the peer is known not to be starting, e.g. it
+    /// is down for repair): it may then take over from the peer it never heard, still
+    /// only with the witness (and after the fence, when one is configured).
+    EndStartupWait {
+        /// The node's configuration file (names the control socket).
+        #[arg(long, short, default_value = "/etc/ha-daemon/cluster.toml")]
+        config: std::path::PathBuf,
+    },
     /// Follow the running daemon's events, one JSON object per line, until Ctrl-C.
     Events {
         /// The node's configuration file (names the control socket).
@@ -322,6 +330,12 @@ pub async fn dispatch(command: Command) -> Result<(), String> {
             let socket = load(&config)?.control_socket;
             client::command(&socket, Request::Maintenance { on: state.on() }).await?;
             println!("maintenance {}", if state.on() { "on" } else { "off" });
+            Ok(())
+        }
+        Command::EndStartupWait { config } => {
+            let socket = load(&config)?.control_socket;
+            client::command(&socket, Request::EndStartupWait {}).await?;
+            println!("start-up wait ended");
             Ok(())
         }
         Command::Resources {

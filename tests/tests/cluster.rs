@@ -104,6 +104,10 @@ struct Setup {
     drbd: bool,
     /// Links between the nodes (0 counts as 1).
     links: usize,
+    /// Only A's daemon starts (B stays down); nothing waits for them to meet.
+    only_a: bool,
+    /// More `[cluster]` keys, one per line.
+    cluster_keys: &'static str,
 }
 
 const NAMES: [&str; 2] = ["a", "b"];
@@ -132,7 +136,8 @@ impl Running {
     /// group whose marker is `dir/<node>.marker`, the witness reachable from the start,
     /// and a fence command that leaves `dir/<peer>.fenced`, kills the peer's daemon (by
     /// its pid file), removes its marker (its resources die with it) and takes its links
-    /// down. See [`Setup`] for the rest. Waits until both hear each other.
+    /// down. See [`Setup`] for the rest. Waits until both hear each other (unless only
+    /// A starts).
     fn start_with(tag: &str, setup: &Setup) -> Self {
         let links = setup.links.max(1);
         let nodes = TwoNodes::with_links(links);
@@ -181,8 +186,10 @@ impl Running {
                  [cluster]\nwitness = [\"{}\"]\nepoch_file = \"{d}/{name}.epoch\"\n\
                  fence = [\"/bin/sh\", \"-c\", {fence:?}]\n\
                  isolation_timeout_ms = 500\nwitness_interval_ms = 100\nwitness_timeout_ms = 100\n\
-                 switchover_timeout_ms = 3000\nacquire_timeout_ms = 5000\nrelease_timeout_ms = 5000\n",
-                WitnessLan::ADDRESS
+                 switchover_timeout_ms = 3000\nacquire_timeout_ms = 5000\nrelease_timeout_ms = 5000\n\
+                 {}",
+                WitnessLan::ADDRESS,
+                setup.cluster_keys
             );
             std::fs::write(config, toml).expect("write config");
         }
@@ -196,7 +203,8 @@ impl Running {
         };
         // The witness is reachable from the start: the start-up wait (default 60 s)
         // keeps a node whose peer is still starting from fencing it.
-        for (node, name) in NAMES.iter().enumerate() {
+        let started = if setup.only_a { 1 } else { 2 };
+        for (node, name) in NAMES.iter().enumerate().take(started) {
             if node == 1 {
                 std::thread::sleep(setup.b_later);
             }
@@ -205,8 +213,10 @@ impl Running {
             std::fs::write(pid, daemon.pid().to_string()).expect("write pid file");
             running.daemons[node] = Some(daemon);
         }
-        for node in 0..2 {
-            running.wait_peer_alive(node);
+        if !setup.only_a {
+            for node in 0..2 {
+                running.wait_peer_alive(node);
+            }
         }
         running
     }
@@ -839,4 +849,92 @@ fn a_switchover_dry_run_prints_the_steps_and_the_preflight_names_what_blocks_it(
 
 fn ok_cli(c: &Running, node: usize, args: &[&str]) {
     ok(&c.cli(node, args));
+}
+
+/// Polls `node`'s status (up to 5 s, while its daemon starts too) until `done` holds
+/// for it; returns it.
+fn status_until(c: &Running, node: usize, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let began = Instant::now();
+    loop {
+        let out = c.cli(node, &["status", "--json"]);
+        let status: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if done(&status) {
+            return status;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "{what}: not within 5 s: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_lone_node_takes_over_after_the_startup_wait_or_when_the_operator_ends_it() {
+    if !cluster_needs("a_lone_node_takes_over_after_the_startup_wait_or_when_the_operator_ends_it")
+    {
+        return;
+    }
+    // A short wait: A alone waits it out, then fences the absent B and takes over.
+    let setup = Setup {
+        only_a: true,
+        cluster_keys: "startup_wait_ms = 1500\n",
+        ..Setup::default()
+    };
+    let c = Running::start_with("cluster-lone", &setup);
+    let began = Instant::now();
+    let status = status_until(&c, 0, "blocked by the wait", |s| {
+        s["cluster"]["takeover_blocked"] == "startup_wait"
+    });
+    let left = status["cluster"]["startup_wait_left_ms"]
+        .as_u64()
+        .expect("the wait left");
+    assert!(left > 0 && left <= 1_500, "{status}");
+    c.hold_markers(
+        [false, false],
+        Duration::from_millis(800),
+        "during the wait",
+    );
+    c.wait_markers([true, false], Duration::from_secs(5), "after the wait");
+    println!(
+        "lone node took over {:?} after start (wait 1.5 s)",
+        began.elapsed()
+    );
+    assert!(c.fenced(1), "the absent peer is fenced before the takeover");
+    drop(c);
+
+    // The default wait (60 s), ended by the operator.
+    let setup = Setup {
+        only_a: true,
+        ..Setup::default()
+    };
+    let c = Running::start_with("cluster-lone-ended", &setup);
+    let status = status_until(&c, 0, "blocked by the wait", |s| {
+        s["cluster"]["takeover_blocked"] == "startup_wait"
+    });
+    assert!(
+        status["cluster"]["startup_wait_left_ms"].as_u64() > Some(50_000),
+        "{status}"
+    );
+    let table = c.cli(0, &["status"]);
+    ok(&table);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("start-up wait: peer not heard since start"),
+        "{table}"
+    );
+    assert!(table.contains("takeover blocked: startup_wait"), "{table}");
+    c.hold_markers([false, false], Duration::from_millis(500), "waiting");
+    let began = Instant::now();
+    ok_cli(&c, 0, &["end-startup-wait"]);
+    c.wait_markers(
+        [true, false],
+        Duration::from_secs(5),
+        "after end-startup-wait",
+    );
+    println!("end-startup-wait -> group held after {:?}", began.elapsed());
+    let out = c.cli(0, &["end-startup-wait"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no start-up wait is under way"), "{stderr}");
 }

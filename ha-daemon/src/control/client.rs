@@ -1,5 +1,6 @@
 //! The CLI's side of the control socket: `ha-daemon status`, `events` and the operator
-//! commands (`switchover [--dry-run]`, `standby`, `maintenance`, `drill`).
+//! commands (`switchover [--dry-run]`, `standby`, `maintenance`, `end-startup-wait`,
+//! `drill`).
 
 use std::path::Path;
 

@@ -4,7 +4,8 @@
 //! Protocol: the client sends one request, a JSON object on one line
 //! (`{"command":"status"}`, `{"command":"events"}`, `{"command":"switchover","to":2}`
 //! with `"dry_run":true` to only check,
-//! `{"command":"standby","on":true}`, `{"command":"maintenance","on":false}`); the daemon
+//! `{"command":"standby","on":true}`, `{"command":"maintenance","on":false}`,
+//! `{"command":"end_startup_wait"}`); the daemon
 //! answers with one JSON object per line: one status for `status`, the live stream of
 //! what the daemon prints (detector events, cluster events, group runs and reports) for
 //! `events`, until the client leaves, and `{"ok":true}` or `{"error":"..."}` for an
@@ -52,6 +53,8 @@ pub enum Request {
         /// On or off.
         on: bool,
     },
+    /// End this node's start-up wait now.
+    EndStartupWait {},
 }
 
 impl Request {
@@ -63,6 +66,7 @@ impl Request {
             Request::Switchover { to, .. } => Some(Command::Switchover { to }),
             Request::Standby { on } => Some(Command::Standby(on)),
             Request::Maintenance { on } => Some(Command::Maintenance(on)),
+            Request::EndStartupWait {} => Some(Command::EndStartupWait),
         }
     }
 }
@@ -76,8 +80,9 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
         format!(
             "bad request {:?}: {error} (expected {{\"command\":\"status\"}}, \
              {{\"command\":\"events\"}}, {{\"command\":\"switchover\",\"to\":NODE}}, \
-             {{\"command\":\"standby\",\"on\":BOOL}} or \
-             {{\"command\":\"maintenance\",\"on\":BOOL}})",
+             {{\"command\":\"standby\",\"on\":BOOL}}, \
+             {{\"command\":\"maintenance\",\"on\":BOOL}} or \
+             {{\"command\":\"end_startup_wait\"}})",
             line.trim()
         )
     })
@@ -137,6 +142,10 @@ mod tests {
             (
                 "{\"command\":\"maintenance\",\"on\":false}",
                 Command::Maintenance(false),
+            ),
+            (
+                "{\"command\":\"end_startup_wait\"}",
+                Command::EndStartupWait,
             ),
         ];
         for (line, command) in cases {

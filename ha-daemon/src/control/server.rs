@@ -202,7 +202,7 @@ async fn handle(
             };
             write.write_all(format!("{line}\n").as_bytes()).await
         }
-        Request::Standby { .. } | Request::Maintenance { .. } => {
+        Request::Standby { .. } | Request::Maintenance { .. } | Request::EndStartupWait {} => {
             let (reply, answer) = oneshot::channel();
             let answer = match request.command() {
                 Some(command) if queries.send(Query::Command(command, reply)).is_ok() => {

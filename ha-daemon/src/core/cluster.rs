@@ -26,7 +26,8 @@
 //!   detector's `PeerAlive`) since it started neither fences nor takes over until
 //!   `startup_wait` has passed: booted together, the slower peer is still starting, not
 //!   lost. A group found running at start is kept meanwhile (the isolation rule still
-//!   applies to it). The wait ends early when the peer is heard.
+//!   applies to it). The wait ends early when the peer is heard, or when the operator
+//!   ends it ([`Command::EndStartupWait`]: the peer is known not to be starting).
 //! - **Returning peer.** A peer whose advert arrived after the detector called it lost
 //!   is coming back (its links are rising): no claim starts on that loss, and a primary
 //!   that hears it is not isolated from it (no isolation release).
@@ -196,6 +197,8 @@ pub struct Cluster {
     started: Instant,
     /// The peer was heard (a verified advert or `PeerAlive`) since `started`.
     heard_peer: bool,
+    /// The operator ended the start-up wait.
+    startup_wait_ended: bool,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
 }
@@ -235,6 +238,7 @@ impl Cluster {
             conflict: None,
             started: now,
             heard_peer: false,
+            startup_wait_ended: false,
             actions: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -415,6 +419,12 @@ impl Cluster {
                 }
             }
             Command::Switchover { to } => self.switchover_command(now, to)?,
+            Command::EndStartupWait => {
+                if self.startup_wait_until().is_none() {
+                    return Err(CommandError::NoStartupWait);
+                }
+                self.startup_wait_ended = true;
+            }
         }
         self.evaluate(now);
         Ok(())
@@ -555,7 +565,7 @@ impl Cluster {
     /// peer was heard or the wait passed.
     pub fn startup_wait_until(&self) -> Option<Instant> {
         let until = self.started.saturating_add(self.settings.startup_wait);
-        (!self.heard_peer && self.now < until).then_some(until)
+        (!self.heard_peer && !self.startup_wait_ended && self.now < until).then_some(until)
     }
 
     /// Why a takeover on peer loss is blocked now, if it is (the latest
