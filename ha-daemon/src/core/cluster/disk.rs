@@ -184,14 +184,8 @@ mod tests {
         ]);
         assert!(!disk_verdict(&no_volume).usable);
     }
-}
 
-#[cfg(test)]
-mod sync_tests {
-    use super::*;
-    use crate::core::drbd_events::line::parse_line;
-
-    fn state(peer_disk: &str, replication: &str, out_of_sync: &str) -> ResourceState {
+    fn synced(peer_disk: &str, replication: &str, out_of_sync: &str) -> ResourceState {
         let lines = [
             "exists resource name:r0 role:Primary suspended:no".to_owned(),
             "exists connection name:r0 peer-node-id:1 conn-name:b connection:Connected role:Secondary".to_owned(),
@@ -206,23 +200,23 @@ mod sync_tests {
     #[test]
     fn in_sync_needs_both_disks_up_to_date_established_and_nothing_out_of_sync() {
         assert_eq!(
-            disk_verdict(&state("UpToDate", "Established", "")).sync,
+            disk_verdict(&synced("UpToDate", "Established", "")).sync,
             Ok(())
         );
         assert_eq!(
-            disk_verdict(&state("UpToDate", "Established", " out-of-sync:0")).sync,
+            disk_verdict(&synced("UpToDate", "Established", " out-of-sync:0")).sync,
             Ok(())
         );
         assert_eq!(
-            disk_verdict(&state("Inconsistent", "SyncSource", "")).sync,
+            disk_verdict(&synced("Inconsistent", "SyncSource", "")).sync,
             Err("r0: peer volume 0 Inconsistent".to_owned())
         );
         assert_eq!(
-            disk_verdict(&state("UpToDate", "SyncSource", "")).sync,
+            disk_verdict(&synced("UpToDate", "SyncSource", "")).sync,
             Err("r0: volume 0 replication SyncSource".to_owned())
         );
         assert_eq!(
-            disk_verdict(&state("UpToDate", "Established", " out-of-sync:4096")).sync,
+            disk_verdict(&synced("UpToDate", "Established", " out-of-sync:4096")).sync,
             Err("r0: volume 0 4096 KiB out of sync".to_owned())
         );
         assert_eq!(
