@@ -75,6 +75,9 @@ pub enum Command {
     },
     /// Move the resource group to the other node (or to `--to NODE`) by a coordinated
     /// switchover; returns once the running daemon accepted it (follow it with `events`).
+    /// A preflight runs first (every link up, the peer neither in standby nor in
+    /// maintenance, DRBD connected and in sync, no switchover under way) and a failed
+    /// check refuses it, named.
     Switchover {
         /// The node's configuration file (names the control socket).
         #[arg(long, short, default_value = "/etc/ha-daemon/cluster.toml")]
@@ -82,6 +85,10 @@ pub enum Command {
         /// The node that should hold the group afterwards.
         #[arg(long)]
         to: Option<u16>,
+        /// Only run the preflight and print what would happen, step by step; exit 0 if
+        /// the switchover would be accepted.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// A coordinated switchover that waits for its end and prints the per-step timeline
     /// of this node (and of the peer, with `--peer-socket`): decision, each switchover
@@ -117,6 +124,14 @@ pub enum Command {
         config: std::path::PathBuf,
         /// On or off.
         state: OnOff,
+    },
+    /// End this node's start-up wait now (the peer is known not to be starting, e.g. it
+    /// is down for repair): it may then take over from the peer it never heard, still
+    /// only with the witness (and after the fence, when one is configured).
+    EndStartupWait {
+        /// The node's configuration file (names the control socket).
+        #[arg(long, short, default_value = "/etc/ha-daemon/cluster.toml")]
+        config: std::path::PathBuf,
     },
     /// Follow the running daemon's events, one JSON object per line, until Ctrl-C.
     Events {
@@ -277,10 +292,16 @@ pub async fn dispatch(command: Command) -> Result<(), String> {
             client::status(&load(&config)?.control_socket, json).await
         }
         Command::Events { config } => client::events(&load(&config)?.control_socket).await,
-        Command::Switchover { config, to } => {
+        Command::Switchover {
+            config,
+            to,
+            dry_run,
+        } => {
             let socket = load(&config)?.control_socket;
-            client::command(&socket, Request::Switchover { to }).await?;
-            println!("switchover requested");
+            client::switchover(&socket, to, dry_run).await?;
+            if !dry_run {
+                println!("switchover requested");
+            }
             Ok(())
         }
         Command::Drill {
@@ -309,6 +330,12 @@ pub async fn dispatch(command: Command) -> Result<(), String> {
             let socket = load(&config)?.control_socket;
             client::command(&socket, Request::Maintenance { on: state.on() }).await?;
             println!("maintenance {}", if state.on() { "on" } else { "off" });
+            Ok(())
+        }
+        Command::EndStartupWait { config } => {
+            let socket = load(&config)?.control_socket;
+            client::command(&socket, Request::EndStartupWait {}).await?;
+            println!("start-up wait ended");
             Ok(())
         }
         Command::Resources {

@@ -5,7 +5,9 @@
 //!
 //! With `[cluster]`, the [`cluster`] driver owns the role decisions from the survey on:
 //! it adopts a running group, acquires, releases and supervises it as the core decides,
-//! and its events and group runs are printed too. Without it the daemon only watches:
+//! and its events and group runs are printed too; it follows the disk of every `drbd`
+//! member for the core and runs the preflight of every switchover. Without it the daemon
+//! only watches:
 //! a group found fully running is adopted, untouched, and supervised.
 
 mod cluster;
@@ -19,7 +21,7 @@ use tracing::{error, info, warn};
 use crate::{
     config::{Config, ConfigError},
     control::{
-        server::{ControlError, ControlSocket, Query},
+        server::{ControlError, ControlSocket, Query, SwitchoverAnswer},
         status::{ClusterStatus, DetectionStatus, Status},
     },
     core::{
@@ -29,7 +31,12 @@ use crate::{
     },
     detection::{AdvertChannels, Detection, DetectionError, EvidenceMode, Report, ReportBody},
     io::{clock, ebpf, epoch_file, key_file, realtime},
-    resource::{build::group_from, group::ResourceGroup, supervise},
+    resource::{
+        build::{AgentSettings, group_from},
+        drbd::DrbdSettings,
+        group::ResourceGroup,
+        supervise,
+    },
 };
 
 /// Why the daemon stopped with an error.
@@ -130,6 +137,19 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         }
     }
     let identity = (config.cluster_id, config.node_id, config.peer_node_id);
+    let link_names: Vec<String> = config.links.iter().map(|link| link.name.clone()).collect();
+    let drbd: Vec<DrbdSettings> = config
+        .resources
+        .iter()
+        .filter_map(|resource| match &resource.agent {
+            AgentSettings::Drbd(settings) => Some(settings.clone()),
+            AgentSettings::Mount(_)
+            | AgentSettings::Lxc(_)
+            | AgentSettings::Vip(_)
+            | AgentSettings::Exec(_)
+            | AgentSettings::Ocf(_) => None,
+        })
+        .collect();
     let supervision = config.group;
     let cluster_config = config.cluster.clone();
     let epoch = match &cluster_config {
@@ -183,8 +203,9 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
                 cluster_config,
                 Arc::clone(&group),
                 supervision,
-                advert_tx,
-                peer_advert_rx,
+                (advert_tx, peer_advert_rx),
+                &drbd,
+                &link_names,
             );
             driver.drain(&output);
             Some(driver)
@@ -232,6 +253,16 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
                     let answer = match &mut driver {
                         Some(driver) => driver.command(&output, command).map_err(|e| e.to_string()),
                         None => Err(NO_CLUSTER.to_owned()),
+                    };
+                    let _ = reply.send(answer);
+                }
+                Query::Switchover { to, dry_run, reply } => {
+                    let answer = match &mut driver {
+                        Some(driver) => driver.switchover(&output, to, dry_run),
+                        None => SwitchoverAnswer {
+                            result: Err(NO_CLUSTER.to_owned()),
+                            preflight: None,
+                        },
                     };
                     let _ = reply.send(answer);
                 }

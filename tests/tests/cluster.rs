@@ -14,6 +14,7 @@ use ha_tests::{
     Need,
     cluster::write_configs,
     daemon::{self, Daemon, TempDir},
+    drbd_emu::{config::EmuConfig, node::EmuNode},
     netns::NetNs,
     topology::TwoNodes,
     witness::WitnessLan,
@@ -85,10 +86,28 @@ fn the_witness_answers_until_the_lan_is_cut_and_nobody_else_answers() {
 /// Fields drop in order: the daemons stop before their files and namespaces go.
 struct Running {
     daemons: [Option<Daemon>; 2],
+    /// The DRBD emulator nodes (A's, B's) when the group has a `drbd` member.
+    storage: Vec<EmuNode>,
     configs: [PathBuf; 2],
     dir: TempDir,
     _lan: WitnessLan,
     nodes: TwoNodes,
+}
+
+/// How a [`Running`] cluster is set up.
+#[derive(Default)]
+struct Setup {
+    /// B starts this long after A.
+    b_later: Duration,
+    /// The group starts with a `drbd` member over two emulator nodes, connected and
+    /// UpToDate.
+    drbd: bool,
+    /// Links between the nodes (0 counts as 1).
+    links: usize,
+    /// Only A's daemon starts (B stays down); nothing waits for them to meet.
+    only_a: bool,
+    /// More `[cluster]` keys, one per line.
+    cluster_keys: &'static str,
 }
 
 const NAMES: [&str; 2] = ["a", "b"];
@@ -110,21 +129,28 @@ impl Running {
     /// Both daemons, started together, and waits until both hear each other. See
     /// [`Running::start_apart`].
     fn start(tag: &str) -> Self {
-        Self::start_apart(tag, Duration::ZERO)
+        Self::start_with(tag, &Setup::default())
     }
 
     /// Both daemons (files under a directory named after `tag`) with a one-member `exec`
     /// group whose marker is `dir/<node>.marker`, the witness reachable from the start,
     /// and a fence command that leaves `dir/<peer>.fenced`, kills the peer's daemon (by
     /// its pid file), removes its marker (its resources die with it) and takes its links
-    /// down. B starts `b_later` after A. Waits until both hear each other.
-    fn start_apart(tag: &str, b_later: Duration) -> Self {
-        let nodes = TwoNodes::new();
+    /// down. See [`Setup`] for the rest. Waits until both hear each other (unless only
+    /// A starts).
+    fn start_with(tag: &str, setup: &Setup) -> Self {
+        let links = setup.links.max(1);
+        let nodes = TwoNodes::with_links(links);
         let lan = WitnessLan::new(&nodes);
         let dir = TempDir::new(tag);
-        let (a, b) = write_configs(&dir, 1, 5, None);
+        let (a, b) = write_configs(&dir, links, 5, None);
         let configs = [a, b];
         let d = dir.path().display().to_string();
+        let storage = if setup.drbd {
+            drbd_pair(&nodes)
+        } else {
+            Vec::new()
+        };
         for (me, config) in configs.iter().enumerate() {
             let (name, peer) = (NAMES[me], NAMES[1 - me]);
             let peer_ns = [&nodes.a, &nodes.b][1 - me].name();
@@ -140,9 +166,19 @@ impl Running {
                 LAN_IFS[1 - me]
             );
             let mut toml = std::fs::read_to_string(config).expect("read config");
+            toml.push_str("\n[group]\nmonitor_interval_ms = 100\n");
+            if let Some(emu) = storage.get(me) {
+                let _ = write!(
+                    toml,
+                    "\n[[resource]]\nname = \"data\"\nagent = \"drbd\"\ndrbd_resource = \"r0\"\n\
+                     drbdadm = \"{}\"\ndrbdsetup = \"{}\"\n",
+                    emu.drbdadm_path().display(),
+                    emu.drbdsetup_path().display()
+                );
+            }
             let _ = write!(
                 toml,
-                "\n[group]\nmonitor_interval_ms = 100\n\n\
+                "\n\
                  [[resource]]\nname = \"marker\"\nagent = \"exec\"\n\
                  start = [\"/bin/sh\", \"-c\", \"touch {d}/{name}.marker\"]\n\
                  stop = [\"/bin/sh\", \"-c\", \"rm -f {d}/{name}.marker\"]\n\
@@ -150,13 +186,16 @@ impl Running {
                  [cluster]\nwitness = [\"{}\"]\nepoch_file = \"{d}/{name}.epoch\"\n\
                  fence = [\"/bin/sh\", \"-c\", {fence:?}]\n\
                  isolation_timeout_ms = 500\nwitness_interval_ms = 100\nwitness_timeout_ms = 100\n\
-                 switchover_timeout_ms = 3000\nacquire_timeout_ms = 5000\nrelease_timeout_ms = 5000\n",
-                WitnessLan::ADDRESS
+                 switchover_timeout_ms = 3000\nacquire_timeout_ms = 5000\nrelease_timeout_ms = 5000\n\
+                 {}",
+                WitnessLan::ADDRESS,
+                setup.cluster_keys
             );
             std::fs::write(config, toml).expect("write config");
         }
         let mut running = Self {
             daemons: [None, None],
+            storage,
             configs,
             dir,
             _lan: lan,
@@ -164,17 +203,20 @@ impl Running {
         };
         // The witness is reachable from the start: the start-up wait (default 60 s)
         // keeps a node whose peer is still starting from fencing it.
-        for (node, name) in NAMES.iter().enumerate() {
+        let started = if setup.only_a { 1 } else { 2 };
+        for (node, name) in NAMES.iter().enumerate().take(started) {
             if node == 1 {
-                std::thread::sleep(b_later);
+                std::thread::sleep(setup.b_later);
             }
             let daemon = Daemon::start(running.ns(node), &running.configs[node]);
             let pid = running.dir.path().join(format!("{name}.pid"));
             std::fs::write(pid, daemon.pid().to_string()).expect("write pid file");
             running.daemons[node] = Some(daemon);
         }
-        for node in 0..2 {
-            running.wait_peer_alive(node);
+        if !setup.only_a {
+            for node in 0..2 {
+                running.wait_peer_alive(node);
+            }
         }
         running
     }
@@ -288,6 +330,28 @@ impl Running {
             .filter_map(|line| line.get("cluster").cloned())
             .collect()
     }
+}
+
+/// Two DRBD emulator nodes over the back-to-back link, connected, both UpToDate,
+/// both Secondary.
+fn drbd_pair(nodes: &TwoNodes) -> Vec<EmuNode> {
+    let config = |ns: &NetNs, local, peer| {
+        let mut config = EmuConfig::new((local, 7789).into(), (peer, 7789).into());
+        config.netns = Some(ns.name().to_owned());
+        config.size_mib = 8;
+        config.connect_interval_ms = 200;
+        config
+    };
+    let a = EmuNode::start("a", config(&nodes.a, TwoNodes::A_V4, TwoNodes::B_V4));
+    let b = EmuNode::start("b", config(&nodes.b, TwoNodes::B_V4, TwoNodes::A_V4));
+    for node in [&a, &b] {
+        node.adm_ok(&["create-md", "--force", "r0"]);
+        node.adm_ok(&["up", "r0"]);
+    }
+    a.wait_for("cstate", "Connected", Duration::from_secs(5));
+    a.adm_ok(&["--", "--clear-bitmap", "new-current-uuid", "r0"]);
+    b.wait_for("dstate", "UpToDate/UpToDate", Duration::from_secs(5));
+    vec![a, b]
 }
 
 fn ok(out: &Output) {
@@ -517,7 +581,11 @@ fn daemons_starting_together_or_apart_meet_without_a_fence_and_one_holds() {
     // Apart: B starts well after A's detector called it lost (its start-up dead time),
     // as when B boots slower; before the start-up wait, A fenced it here.
     for b_later in [Duration::ZERO, Duration::from_millis(1_500)] {
-        let mut c = Running::start_apart("cluster-startup", b_later);
+        let setup = Setup {
+            b_later,
+            ..Setup::default()
+        };
+        let mut c = Running::start_with("cluster-startup", &setup);
         let h = c.first_holder();
         c.hold_markers(only(h), Duration::from_secs(1), "after they met");
         for node in 0..2 {
@@ -550,4 +618,323 @@ fn daemons_starting_together_or_apart_meet_without_a_fence_and_one_holds() {
         );
         println!("B {b_later:?} later: node {} holds, nobody fenced", id(h));
     }
+}
+
+#[test]
+fn a_node_whose_drbd_disk_is_not_usable_never_takes_over_and_says_so() {
+    if !ha_tests::require(
+        "a_node_whose_drbd_disk_is_not_usable_never_takes_over_and_says_so",
+        &[
+            Need::Root,
+            Need::DaemonBinary,
+            Need::Program("ip"),
+            Need::Program("sh"),
+            Need::Program("nsenter"),
+            Need::Program("losetup"),
+            Need::Program("blockdev"),
+            Need::Program("fusermount3"),
+        ],
+    ) {
+        return;
+    }
+    let setup = Setup {
+        drbd: true,
+        ..Setup::default()
+    };
+    let mut c = Running::start_with("cluster-disk", &setup);
+    let h = c.first_holder();
+    let o = 1 - h;
+    c.hold_markers(only(h), Duration::from_millis(500), "first start");
+    assert_eq!(
+        c.storage[h].adm_ok(&["role", "r0"]).trim(),
+        "Primary/Secondary",
+        "the holder promoted its DRBD resource"
+    );
+    for node in [h, o] {
+        let status = c.status(node);
+        let disks = &status["cluster"]["disks"];
+        assert_eq!(disks[0]["usable"], true, "node {node}: {status}");
+        assert_eq!(disks[0]["state"], "r0: UpToDate", "node {node}: {status}");
+    }
+
+    // The other node's disk goes away (detached: the resource is down there).
+    c.storage[o].adm_ok(&["down", "r0"]);
+    let began = Instant::now();
+    loop {
+        let status = c.status(o);
+        if status["cluster"]["disks"][0]["usable"] == false {
+            assert_eq!(
+                status["cluster"]["disks"][0]["state"], "r0: not up",
+                "{status}"
+            );
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "the disk still counts as usable: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "disk down -> reported not usable after {:?}",
+        began.elapsed()
+    );
+    let table = c.cli(o, &["status"]);
+    ok(&table);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("disk r0: not up: NOT usable"), "{table}");
+    let out = c.cli(h, &["switchover"]);
+    assert!(
+        !out.status.success(),
+        "switchover to a node without its disk: {out:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("r0: not connected to the peer"), "{stderr}");
+    c.hold_markers(only(h), Duration::from_millis(200), "refused switchover");
+
+    // The primary crashes: the other node must not take over.
+    c.daemons[h]
+        .as_ref()
+        .expect("daemon")
+        .signal(Signal::SIGKILL);
+    let link = [TwoNodes::A_IF, TwoNodes::B_IF][h];
+    c.ns(h).ip(&["link", "set", link, "down"]);
+    std::fs::remove_file(c.dir.path().join(format!("{}.marker", NAMES[h])))
+        .expect("the crash ends the group there");
+    c.hold_markers(
+        [false, false],
+        Duration::from_secs(3),
+        "primary dead, disk unusable",
+    );
+    assert!(!c.fenced(h), "a node that cannot take over fenced its peer");
+    let status = c.status(o);
+    assert_eq!(status["detection"]["peer"], "lost", "{status}");
+    assert_eq!(status["cluster"]["role"], "secondary", "{status}");
+    assert_eq!(
+        status["cluster"]["takeover_blocked"], "not_eligible",
+        "{status}"
+    );
+    let events = c.cluster_events(o);
+    assert!(
+        !events.iter().any(|e| e["type"] == "claiming"),
+        "a claim without a usable disk: {events:?}"
+    );
+}
+
+/// Runs `ha-daemon switchover --dry-run ARGS` on `node`: (success, stdout, stderr).
+fn dry_run(c: &Running, node: usize, args: &[&str]) -> (bool, String, String) {
+    let mut all = vec!["switchover", "--dry-run"];
+    all.extend_from_slice(args);
+    let out = c.cli(node, &all);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Polls the dry run on `node` for up to 5 s until `done` holds for it.
+fn dry_run_until(
+    c: &Running,
+    node: usize,
+    what: &str,
+    done: impl Fn(&(bool, String, String)) -> bool,
+) -> (bool, String, String) {
+    let began = Instant::now();
+    loop {
+        let got = dry_run(c, node, &[]);
+        if done(&got) {
+            println!("{what}: after {:?}", began.elapsed());
+            return got;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "{what}: not within 5 s: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_switchover_dry_run_prints_the_steps_and_the_preflight_names_what_blocks_it() {
+    if !cluster_needs(
+        "a_switchover_dry_run_prints_the_steps_and_the_preflight_names_what_blocks_it",
+    ) {
+        return;
+    }
+    let setup = Setup {
+        links: 2,
+        ..Setup::default()
+    };
+    let c = Running::start_with("cluster-preflight", &setup);
+    let h = c.first_holder();
+    let o = 1 - h;
+    c.hold_markers(only(h), Duration::from_millis(300), "first start");
+    let (h_id, o_id) = (id(h), id(o));
+
+    let (ok, stdout, stderr) = dry_run_until(&c, h, "both links up", |(ok, _, _)| *ok);
+    assert!(ok, "{stdout}{stderr}");
+    println!("dry run on the holder:\n{stdout}");
+    for wanted in [
+        "ok   request".to_owned(),
+        "ok   links    every link to the peer is up (link0, link1)".to_owned(),
+        "ok   peer".to_owned(),
+        "ok   disk     no drbd member".to_owned(),
+        format!("1. node {h_id} asks node {o_id} to take the group"),
+        format!("3. node {h_id} releases the group: stop marker"),
+        format!("7. node {o_id} starts the group: start marker"),
+        "would be accepted".to_owned(),
+    ] {
+        assert!(stdout.contains(&wanted), "{wanted:?} missing:\n{stdout}");
+    }
+    let (ok, stdout, _) = dry_run(&c, o, &[]);
+    assert!(ok, "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "1. node {o_id} asks node {h_id} to hand the group over"
+        )),
+        "{stdout}"
+    );
+    let (ok, _, stderr) = dry_run(&c, h, &["--to", &h_id]);
+    assert!(!ok);
+    assert!(stderr.contains("already holds"), "{stderr}");
+    c.hold_markers(
+        only(h),
+        Duration::from_millis(300),
+        "dry runs change nothing",
+    );
+
+    // One link down: refused, naming it.
+    let link1 = TwoNodes::link(1);
+    c.nodes.a.ip(&["link", "set", &link1.a_if, "down"]);
+    let (_, stdout, stderr) = dry_run_until(&c, h, "link1 down refuses", |(ok, _, _)| !*ok);
+    assert!(stdout.contains("FAIL links"), "{stdout}");
+    assert!(
+        stderr.contains("would be refused: link link1 to the peer is down"),
+        "{stderr}"
+    );
+    let out = c.cli(h, &["switchover"]);
+    assert!(!out.status.success());
+    let refused = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        refused.contains("link link1 to the peer is down"),
+        "{refused}"
+    );
+    c.hold_markers(only(h), Duration::from_millis(300), "refused switchover");
+    c.nodes.a.ip(&["link", "set", &link1.a_if, "up"]);
+    dry_run_until(&c, h, "link1 back", |(ok, _, _)| *ok);
+
+    // The peer in standby, then in maintenance: refused, naming it.
+    for (mode, expected) in [("standby", "standby"), ("maintenance", "maintenance")] {
+        ok_cli(&c, o, &[mode, "on"]);
+        let (_, stdout, stderr) = dry_run_until(&c, h, &format!("peer {mode}"), |(ok, _, _)| !*ok);
+        assert!(stdout.contains("FAIL peer"), "{stdout}");
+        assert!(
+            stderr.contains(&format!("node {o_id} is in {expected}")),
+            "{stderr}"
+        );
+        ok_cli(&c, o, &[mode, "off"]);
+        dry_run_until(&c, h, &format!("peer {mode} off"), |(ok, _, _)| *ok);
+    }
+    c.hold_markers(only(h), Duration::from_millis(200), "after the refusals");
+
+    // Everything passes: the real one goes.
+    ok_cli(&c, h, &["switchover"]);
+    c.wait_markers(
+        only(o),
+        Duration::from_secs(10),
+        "switchover after preflight",
+    );
+}
+
+fn ok_cli(c: &Running, node: usize, args: &[&str]) {
+    ok(&c.cli(node, args));
+}
+
+/// Polls `node`'s status (up to 5 s, while its daemon starts too) until `done` holds
+/// for it; returns it.
+fn status_until(c: &Running, node: usize, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let began = Instant::now();
+    loop {
+        let out = c.cli(node, &["status", "--json"]);
+        let status: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if done(&status) {
+            return status;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "{what}: not within 5 s: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_lone_node_takes_over_after_the_startup_wait_or_when_the_operator_ends_it() {
+    if !cluster_needs("a_lone_node_takes_over_after_the_startup_wait_or_when_the_operator_ends_it")
+    {
+        return;
+    }
+    // A short wait: A alone waits it out, then fences the absent B and takes over.
+    let setup = Setup {
+        only_a: true,
+        cluster_keys: "startup_wait_ms = 1500\n",
+        ..Setup::default()
+    };
+    let c = Running::start_with("cluster-lone", &setup);
+    let began = Instant::now();
+    let status = status_until(&c, 0, "blocked by the wait", |s| {
+        s["cluster"]["takeover_blocked"] == "startup_wait"
+    });
+    let left = status["cluster"]["startup_wait_left_ms"]
+        .as_u64()
+        .expect("the wait left");
+    assert!(left > 0 && left <= 1_500, "{status}");
+    c.hold_markers(
+        [false, false],
+        Duration::from_millis(800),
+        "during the wait",
+    );
+    c.wait_markers([true, false], Duration::from_secs(5), "after the wait");
+    println!(
+        "lone node took over {:?} after start (wait 1.5 s)",
+        began.elapsed()
+    );
+    assert!(c.fenced(1), "the absent peer is fenced before the takeover");
+    drop(c);
+
+    // The default wait (60 s), ended by the operator.
+    let setup = Setup {
+        only_a: true,
+        ..Setup::default()
+    };
+    let c = Running::start_with("cluster-lone-ended", &setup);
+    let status = status_until(&c, 0, "blocked by the wait", |s| {
+        s["cluster"]["takeover_blocked"] == "startup_wait"
+    });
+    assert!(
+        status["cluster"]["startup_wait_left_ms"].as_u64() > Some(50_000),
+        "{status}"
+    );
+    let table = c.cli(0, &["status"]);
+    ok(&table);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("start-up wait: peer not heard since start"),
+        "{table}"
+    );
+    assert!(table.contains("takeover blocked: startup_wait"), "{table}");
+    c.hold_markers([false, false], Duration::from_millis(500), "waiting");
+    let began = Instant::now();
+    ok_cli(&c, 0, &["end-startup-wait"]);
+    c.wait_markers(
+        [true, false],
+        Duration::from_secs(5),
+        "after end-startup-wait",
+    );
+    println!("end-startup-wait -> group held after {:?}", began.elapsed());
+    let out = c.cli(0, &["end-startup-wait"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no start-up wait is under way"), "{stderr}");
 }

@@ -1,6 +1,7 @@
 //! The control socket against running daemons in namespaces: `ha-daemon status` (JSON
 //! schema and table), `ha-daemon events` (the live stream sees a link cut), bad requests
-//! and a missing daemon get clear errors, a second daemon for the same node is refused.
+//! and a missing daemon get clear errors, a second daemon for the same node is refused;
+//! bad `[cluster]` tables are refused by `check-config` and `run` alike (file:line:col).
 
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
@@ -227,4 +228,76 @@ fn bad_requests_a_missing_daemon_and_a_second_daemon_get_clear_errors() {
     );
     drop(daemon);
     assert!(!socket.exists(), "a clean stop removes the socket");
+}
+
+/// `ha-daemon SUBCOMMAND --config PATH`: (exit success, stderr).
+fn refusal(subcommand: &str, config: &Path) -> (bool, String) {
+    let out = cli(&[subcommand, "--config", text(config)]);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_cluster_tables_are_refused_by_check_config_and_run_with_the_same_message() {
+    if !ha_tests::require(
+        "bad_cluster_tables_are_refused_by_check_config_and_run_with_the_same_message",
+        &[Need::DaemonBinary],
+    ) {
+        return;
+    }
+    let dir = TempDir::new("bad-cluster");
+    let node = "cluster_id = 7\nnode_id = 1\npeer_node_id = 2\nkey_file = \"/nonexistent.key\"\n\n\
+                [[link]]\nname = \"b2b\"\ninterface = \"hat-a0\"\n\
+                local = \"192.0.2.1\"\npeer = \"192.0.2.2\"\n\n[cluster]\n";
+    // The [cluster] table starts on line 12; its first key is on line 13.
+    let cases = [
+        ("", "12:1: cluster.witness: required (1 to 4 addresses)"),
+        (
+            "witness = [\"192.0.2.254\", \"gateway\"]",
+            "13:27: cluster.witness[1] = \"gateway\": must be an IPv4 or IPv6 address",
+        ),
+        (
+            "witness = [\"192.0.2.254\"]\npreferred_node = 3",
+            "14:18: cluster.preferred_node = 3: must be node_id (1) or peer_node_id (2)",
+        ),
+        (
+            "witness = [\"192.0.2.254\"]\nstartup_wait_ms = -5",
+            "14:19: cluster.startup_wait_ms = -5: must be 0..=86400000",
+        ),
+        (
+            "witness = [\"192.0.2.254\"]\nepoch_file = \"var/epoch\"",
+            "14:14: cluster.epoch_file = \"var/epoch\": must be an absolute path",
+        ),
+        (
+            "witness = [\"192.0.2.254\"]\nfence = [\"bin/fence\", \"node2\"]",
+            "14:9: cluster.fence = [\"bin/fence\", \"node2\"]: must start with an absolute path",
+        ),
+        (
+            "witness = [\"192.0.2.254\"]\nwait_for_all = true",
+            "14:1: cluster.wait_for_all: unknown field `wait_for_all`",
+        ),
+    ];
+    for (index, (keys, expected)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad-{index}.toml"));
+        std::fs::write(&path, format!("{node}{keys}\n")).expect("write config");
+        let expected = format!("{}:{expected}", path.display());
+        let (checked, check_err) = refusal("check-config", &path);
+        assert!(!checked, "check-config accepted {keys:?}");
+        let line = check_err
+            .lines()
+            .find(|line| line.contains(&expected))
+            .unwrap_or_else(|| panic!("{keys:?}: wanted {expected:?} in:\n{check_err}"));
+        let (ran, run_err) = refusal("run", &path);
+        assert!(!ran, "run accepted {keys:?}");
+        assert!(
+            run_err.lines().any(|run_line| run_line == line),
+            "{keys:?}: run's error differs from check-config's {line:?}:\n{run_err}"
+        );
+    }
+    println!(
+        "{} bad [cluster] tables refused alike by check-config and run",
+        cases.len()
+    );
 }

@@ -1,5 +1,6 @@
 //! The CLI's side of the control socket: `ha-daemon status`, `events` and the operator
-//! commands (`switchover`, `standby`, `maintenance`).
+//! commands (`switchover [--dry-run]`, `standby`, `maintenance`, `end-startup-wait`,
+//! `drill`).
 
 use std::path::Path;
 
@@ -8,6 +9,7 @@ use tokio::net::UnixStream;
 
 use super::Request;
 use super::drill::Drill;
+use super::preflight::Preflight;
 use super::status::Status;
 
 /// Prints the daemon's status: the table, or the JSON object with `json`.
@@ -29,24 +31,60 @@ pub async fn command(socket: &Path, request: Request) -> Result<(), String> {
     answer(socket, request).await.map(drop)
 }
 
-/// Sends `request` and reads the one-line answer, as text and parsed; an answer with an
-/// `error` key is the daemon's refusal, returned as the error.
-async fn answer(socket: &Path, request: Request) -> Result<(String, serde_json::Value), String> {
+/// Asks for a switchover to `to` (`dry_run`: only its preflight). A dry run prints the
+/// preflight's checks and steps; a refusal names every failed check.
+pub async fn switchover(socket: &Path, to: Option<u16>, dry_run: bool) -> Result<(), String> {
+    let (_, value) = answer_line(socket, Request::Switchover { to, dry_run }).await?;
+    let preflight = value
+        .get("preflight")
+        .cloned()
+        .map(serde_json::from_value::<Preflight>)
+        .transpose()
+        .map_err(|error| format!("the daemon's preflight: {error}"))?;
+    if dry_run && let Some(preflight) = &preflight {
+        print!("{preflight}");
+    }
+    match (value.get("error"), dry_run) {
+        (Some(error), true) => Err(format!("the switchover would be refused: {}", text(error))),
+        (Some(error), false) => Err(format!("the daemon refused: {}", text(error))),
+        (None, true) => {
+            println!("the switchover would be accepted (dry run: nothing changed)");
+            Ok(())
+        }
+        (None, false) => Ok(()),
+    }
+}
+
+/// A JSON string's text, or the JSON of anything else.
+fn text(value: &serde_json::Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned)
+}
+
+/// Sends `request` and reads the one-line answer, as text and parsed, whether it is an
+/// error or not.
+async fn answer_line(
+    socket: &Path,
+    request: Request,
+) -> Result<(String, serde_json::Value), String> {
     let mut lines = self::request(socket, request).await?;
     let line = lines
         .next_line()
         .await
         .map_err(|error| format!("reading from {}: {error}", socket.display()))?
         .ok_or_else(|| format!("{} closed without an answer", socket.display()))?;
-    let value: serde_json::Value =
+    let value =
         serde_json::from_str(&line).map_err(|error| format!("the daemon's answer: {error}"))?;
+    Ok((line, value))
+}
+
+/// Sends `request` and reads the one-line answer, as text and parsed; an answer with an
+/// `error` key is the daemon's refusal, returned as the error.
+async fn answer(socket: &Path, request: Request) -> Result<(String, serde_json::Value), String> {
+    let (line, value) = answer_line(socket, request).await?;
     match value.get("error") {
-        Some(error) => Err(format!(
-            "the daemon refused: {}",
-            error
-                .as_str()
-                .map_or_else(|| error.to_string(), str::to_owned)
-        )),
+        Some(error) => Err(format!("the daemon refused: {}", text(error))),
         None => Ok((line, value)),
     }
 }
@@ -72,7 +110,7 @@ pub async fn drill(
         None => vec![ids.0],
     };
     let mut drill = Drill::new(crate::io::clock::monotonic_ns(), &watched);
-    command(socket, Request::Switchover { to }).await?;
+    switchover(socket, to, false).await?;
     let deadline = tokio::time::Instant::now() + timeout;
     while !drill.done() {
         let next = async {

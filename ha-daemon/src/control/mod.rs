@@ -2,21 +2,25 @@
 //! where `ha-daemon status` and `ha-daemon events` talk to the running daemon.
 //!
 //! Protocol: the client sends one request, a JSON object on one line
-//! (`{"command":"status"}`, `{"command":"events"}`, `{"command":"switchover","to":2}`,
-//! `{"command":"standby","on":true}`, `{"command":"maintenance","on":false}`); the daemon
+//! (`{"command":"status"}`, `{"command":"events"}`, `{"command":"switchover","to":2}`
+//! with `"dry_run":true` to only check,
+//! `{"command":"standby","on":true}`, `{"command":"maintenance","on":false}`,
+//! `{"command":"end_startup_wait"}`); the daemon
 //! answers with one JSON object per line: one status for `status`, the live stream of
 //! what the daemon prints (detector events, cluster events, group runs and reports) for
 //! `events`, until the client leaves, and `{"ok":true}` or `{"error":"..."}` for an
-//! operator command. A request that does not parse gets `{"error":"..."}` naming the
+//! operator command (a switchover adds `"preflight"`: its checks and steps). A request that does not parse gets `{"error":"..."}` naming the
 //! problem, and the connection closes.
 //!
 //! - [`status`]: the status snapshot and its table (pure).
 //! - [`server`]: the daemon's side.
 //! - [`client`]: the CLI's side.
 //! - [`drill`]: the timeline of a switchover from the nodes' event streams (pure).
+//! - [`preflight`]: the checks and steps of a switchover (pure).
 
 pub mod client;
 pub mod drill;
+pub mod preflight;
 pub mod server;
 pub mod status;
 
@@ -35,6 +39,9 @@ pub enum Request {
         /// The node that should hold the group afterwards.
         #[serde(default)]
         to: Option<u16>,
+        /// Only run the preflight and say what would happen.
+        #[serde(default)]
+        dry_run: bool,
     },
     /// Standby on or off on this node.
     Standby {
@@ -46,6 +53,8 @@ pub enum Request {
         /// On or off.
         on: bool,
     },
+    /// End this node's start-up wait now.
+    EndStartupWait {},
 }
 
 impl Request {
@@ -54,9 +63,10 @@ impl Request {
         use crate::core::cluster::Command;
         match self {
             Request::Status {} | Request::Events {} => None,
-            Request::Switchover { to } => Some(Command::Switchover { to }),
+            Request::Switchover { to, .. } => Some(Command::Switchover { to }),
             Request::Standby { on } => Some(Command::Standby(on)),
             Request::Maintenance { on } => Some(Command::Maintenance(on)),
+            Request::EndStartupWait {} => Some(Command::EndStartupWait),
         }
     }
 }
@@ -70,8 +80,9 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
         format!(
             "bad request {:?}: {error} (expected {{\"command\":\"status\"}}, \
              {{\"command\":\"events\"}}, {{\"command\":\"switchover\",\"to\":NODE}}, \
-             {{\"command\":\"standby\",\"on\":BOOL}} or \
-             {{\"command\":\"maintenance\",\"on\":BOOL}})",
+             {{\"command\":\"standby\",\"on\":BOOL}}, \
+             {{\"command\":\"maintenance\",\"on\":BOOL}} or \
+             {{\"command\":\"end_startup_wait\"}})",
             line.trim()
         )
     })
@@ -121,12 +132,20 @@ mod tests {
                 Command::Switchover { to: Some(2) },
             ),
             (
+                "{\"command\":\"switchover\",\"to\":2,\"dry_run\":true}",
+                Command::Switchover { to: Some(2) },
+            ),
+            (
                 "{\"command\":\"standby\",\"on\":true}",
                 Command::Standby(true),
             ),
             (
                 "{\"command\":\"maintenance\",\"on\":false}",
                 Command::Maintenance(false),
+            ),
+            (
+                "{\"command\":\"end_startup_wait\"}",
+                Command::EndStartupWait,
             ),
         ];
         for (line, command) in cases {

@@ -16,6 +16,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, Buf
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::preflight::Preflight;
 use super::status::Status;
 use super::{MAX_REQUEST, Request, parse_request};
 
@@ -32,6 +33,25 @@ pub enum Query {
         crate::core::cluster::Command,
         oneshot::Sender<Result<(), String>>,
     ),
+    /// A switchover (`dry_run`: only its preflight), answered with the preflight (none
+    /// without `[cluster]`) and whether it was accepted (or why not).
+    Switchover {
+        /// The node that should hold the group afterwards.
+        to: Option<u16>,
+        /// Only the preflight.
+        dry_run: bool,
+        /// The answer.
+        reply: oneshot::Sender<SwitchoverAnswer>,
+    },
+}
+
+/// The answer to [`Query::Switchover`].
+#[derive(Debug)]
+pub struct SwitchoverAnswer {
+    /// `Ok`: accepted (or, for a dry run, it would be); `Err`: why not.
+    pub result: Result<(), String>,
+    /// The checks and steps, when the daemon has a cluster core.
+    pub preflight: Option<Preflight>,
 }
 
 /// Why the control socket could not be set up.
@@ -161,7 +181,28 @@ async fn handle(
         }
     };
     match request {
-        Request::Switchover { .. } | Request::Standby { .. } | Request::Maintenance { .. } => {
+        Request::Switchover { to, dry_run } => {
+            let (reply, answer) = oneshot::channel();
+            let answer = match queries.send(Query::Switchover { to, dry_run, reply }) {
+                Ok(()) => answer.await.ok(),
+                Err(_) => None,
+            };
+            let line = match answer {
+                Some(SwitchoverAnswer { result, preflight }) => {
+                    let mut line = match result {
+                        Ok(()) => serde_json::json!({ "ok": true }),
+                        Err(error) => serde_json::json!({ "error": error }),
+                    };
+                    if let Some(preflight) = preflight {
+                        line["preflight"] = serde_json::to_value(preflight).unwrap_or_default();
+                    }
+                    line
+                }
+                None => serde_json::json!({ "error": "the daemon is stopping" }),
+            };
+            write.write_all(format!("{line}\n").as_bytes()).await
+        }
+        Request::Standby { .. } | Request::Maintenance { .. } | Request::EndStartupWait {} => {
             let (reply, answer) = oneshot::channel();
             let answer = match request.command() {
                 Some(command) if queries.send(Query::Command(command, reply)).is_ok() => {

@@ -57,6 +57,18 @@ pub struct ClusterStatus {
     /// What is left of the start-up wait (the peer not heard since start), ms.
     #[serde(default)]
     pub startup_wait_left_ms: Option<u64>,
+    /// The DRBD disk of every `drbd` member (empty without one).
+    #[serde(default)]
+    pub disks: Vec<DiskReport>,
+}
+
+/// One DRBD disk as the cluster core sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskReport {
+    /// What was found, e.g. `r0: UpToDate` or `r0: volume 0 Inconsistent`.
+    pub state: String,
+    /// It can take a promotion (takeover or switchover to this node).
+    pub usable: bool,
 }
 
 /// The last acquire: when it was decided, the run (`{"action": "acquire", "epoch",
@@ -226,6 +238,10 @@ impl fmt::Display for Status {
                     left as f64 / 1e3
                 )?;
             }
+            for disk in &cluster.disks {
+                let usable = if disk.usable { "usable" } else { "NOT usable" };
+                writeln!(f, "disk {}: {usable}", disk.state)?;
+            }
             if let Some(cause) = &cluster.takeover_blocked {
                 writeln!(f, "takeover blocked: {cause}")?;
             }
@@ -340,6 +356,10 @@ mod tests {
                 last_failover: None,
                 takeover_blocked: Some("startup_wait".to_owned()),
                 startup_wait_left_ms: Some(2_500),
+                disks: vec![DiskReport {
+                    state: "r0: volume 0 Inconsistent".to_owned(),
+                    usable: false,
+                }],
             }),
         }
         .to_string();
@@ -350,6 +370,10 @@ mod tests {
         assert!(table.contains("peer alive"), "{table}");
         assert!(table.contains("takeover blocked: startup_wait"), "{table}");
         assert!(table.contains("for 2.5 s"), "{table}");
+        assert!(
+            table.contains("disk r0: volume 0 Inconsistent: NOT usable"),
+            "{table}"
+        );
         assert!(table.contains("down (carrier_loss)"), "{table}");
         assert!(table.contains("resources: none configured"), "{table}");
     }

@@ -26,9 +26,11 @@
 //!   detector's `PeerAlive`) since it started neither fences nor takes over until
 //!   `startup_wait` has passed: booted together, the slower peer is still starting, not
 //!   lost. A group found running at start is kept meanwhile (the isolation rule still
-//!   applies to it). The wait ends early when the peer is heard.
+//!   applies to it). The wait ends early when the peer is heard, or when the operator
+//!   ends it ([`Command::EndStartupWait`]: the peer is known not to be starting).
 //! - **Returning peer.** A peer whose advert arrived after the detector called it lost
-//!   is coming back (its links are rising): no claim starts on that loss.
+//!   is coming back (its links are rising): no claim starts on that loss, and a primary
+//!   that hears it is not isolated from it (no isolation release).
 //! - **Isolation.** While the peer is lost the witness is probed every
 //!   `witness_interval`. A primary whose probes fail for `isolation_timeout` releases.
 //!   A node without the witness never claims.
@@ -69,6 +71,7 @@
 //! [`Cluster::advertised`] in every heartbeat sent from then on.
 
 mod decide;
+pub mod disk;
 mod rules;
 mod settings;
 #[cfg(test)]
@@ -80,7 +83,7 @@ use std::collections::VecDeque;
 pub use settings::{ClusterSettings, SettingsError};
 pub use vocab::{
     Abandon, AcquireReason, Action, Advert, Command, CommandError, Event, Found, GroupResult,
-    Owner, ReleaseReason, SwitchoverReason, SwitchoverStep,
+    Owner, ReleaseReason, SwitchoverPlan, SwitchoverReason, SwitchoverStep,
 };
 
 use crate::core::detector::{self, PeerState};
@@ -197,6 +200,8 @@ pub struct Cluster {
     started: Instant,
     /// The peer was heard (a verified advert or `PeerAlive`) since `started`.
     heard_peer: bool,
+    /// The operator ended the start-up wait.
+    startup_wait_ended: bool,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
 }
@@ -236,6 +241,7 @@ impl Cluster {
             conflict: None,
             started: now,
             heard_peer: false,
+            startup_wait_ended: false,
             actions: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -285,7 +291,7 @@ impl Cluster {
         self.evaluate(now);
     }
 
-    /// Whether our DRBD disk is usable (UpToDate) for a promotion.
+    /// Whether our DRBD disk is usable for a promotion (see [`disk::disk_verdict`]).
     pub fn handle_disk(&mut self, now: Instant, usable: bool) {
         let now = self.advance(now);
         self.disk_usable = usable;
@@ -421,6 +427,12 @@ impl Cluster {
                 }
             }
             Command::Switchover { to } => self.switchover_command(now, to)?,
+            Command::EndStartupWait => {
+                if self.startup_wait_until().is_none() {
+                    return Err(CommandError::NoStartupWait);
+                }
+                self.startup_wait_ended = true;
+            }
         }
         self.evaluate(now);
         Ok(())
@@ -446,8 +458,11 @@ impl Cluster {
                 (None, Some((at, _))) => due.push(at.saturating_add(s.witness_interval)),
                 (None, None) => {}
             }
-            if let (State::Primary { .. }, Some(since)) = (self.state, self.witness.isolated_since)
-            {
+            if let (State::Primary { .. }, Some(since), false) = (
+                self.state,
+                self.witness.isolated_since,
+                self.peer_returning(),
+            ) {
                 due.push(since.saturating_add(s.isolation_timeout));
             }
             due.extend(self.startup_wait_until());
@@ -558,13 +573,18 @@ impl Cluster {
     /// peer was heard or the wait passed.
     pub fn startup_wait_until(&self) -> Option<Instant> {
         let until = self.started.saturating_add(self.settings.startup_wait);
-        (!self.heard_peer && self.now < until).then_some(until)
+        (!self.heard_peer && !self.startup_wait_ended && self.now < until).then_some(until)
     }
 
     /// Why a takeover on peer loss is blocked now, if it is (the latest
     /// [`Event::TakeoverBlocked`] cause while the peer stays in the same state).
     pub fn blocked(&self) -> Option<Abandon> {
         self.blocked
+    }
+
+    /// The peer's latest advert, if one arrived.
+    pub fn peer_advert(&self) -> Option<Advert> {
+        self.peer.advert
     }
 
     /// Whether our disk is usable for a promotion (as last told by `handle_disk`).

@@ -3,8 +3,9 @@
 //! fence, driven by a seeded random schedule of faults and operator commands.
 //!
 //! Fault model (all drawn from one [`SplitMix64`] per seed):
-//! - links: cut (both directions) and healed, per-packet loss (0, 5 % or 20 % per
-//!   direction), a fixed delay per link (0–3 ms) plus up to 1 ms jitter; heartbeats
+//! - links: cut (both directions, or one way: a node's packets dropped while it still
+//!   hears its peer, on one link or on every link) and healed, per-packet loss (0, 5 %
+//!   or 20 %), a fixed delay per link (0–3 ms) plus up to 1 ms jitter; heartbeats
 //!   every 10 ms on each of two links;
 //! - a full partition (every link cut) gives the witness to at most one side (the
 //!   stated assumption); a witness outage takes it from both; otherwise both reach it;
@@ -15,8 +16,10 @@
 //!   fence a release that cannot finish is the one thing nothing can make safe (the
 //!   runtime must escalate, e.g. reboot);
 //! - supervision giving up on the running group, operator switchovers on either node,
-//!   standby on/off, the disk becoming unusable. Maintenance is not simulated: it
-//!   suspends every guard by definition.
+//!   standby on/off, the disk becoming unusable, maintenance on/off (the end surveys the
+//!   group). Maintenance suspends every guard on its node by definition, so it starts
+//!   only while every link is healthy and, while it lasts, nothing that can cost a node
+//!   its peer happens (see [`faults`]).
 //!
 //! Each run starts with a clean start-up: node 1 starts together with node 0, or
 //! slowly but within the start-up wait, or well after it; nobody may fence or take over
@@ -27,13 +30,22 @@
 //! bound (dead time + witness + persist + fence or hold + acquire); then the crashed node
 //! restarts and for 3 s no node may acquire or release (except a configured failback).
 //! At every step, never both nodes hold the group (from the acquire until the release
-//! is confirmed). A failure prints the seed; `HA_CLUSTER_SIM_SEED` replays one run,
+//! is confirmed), and no role change happens for the peer's loss (a claim on a lost
+//! peer, a release for isolation) while both nodes and at least one link (both
+//! directions, no loss) have been healthy for the detector's `dead_after_max`. A failure prints the seed; `HA_CLUSTER_SIM_SEED` replays one run,
 //! `HA_CLUSTER_SIM_RUNS` sets the number of runs.
+
+mod faults;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::cluster::{Action, Advert, Cluster, ClusterSettings, Found, GroupResult, ReleaseReason};
+use faults::Link;
+
+use super::cluster::{
+    AcquireReason, Action, Advert, Cluster, ClusterSettings, Event, Found, GroupResult,
+    ReleaseReason,
+};
 use super::detector::Detector;
 use super::detector_config::DetectorConfig;
 use super::evidence::{LinkId, LinkSet};
@@ -85,6 +97,10 @@ enum Ev {
         result: GroupResult,
     },
     Restart(usize),
+    Surveyed {
+        node: usize,
+        life: u64,
+    },
 }
 
 struct Node {
@@ -95,13 +111,10 @@ struct Node {
     group: Group,
     seq: u64,
     last_seq_seen: u64,
-}
-
-#[derive(Clone, Copy)]
-struct Link {
-    cut: bool,
-    loss: f64,
-    delay: Duration,
+    /// Up (running its core) continuously since then.
+    up_since: Option<Instant>,
+    /// Maintenance is on (as the core accepted it).
+    maintenance: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -186,11 +199,7 @@ impl World {
             cluster_settings(1, 2, &mut rng, fence, preferred),
             cluster_settings(2, 1, &mut rng, fence, preferred),
         ];
-        let links = std::array::from_fn(|_| Link {
-            cut: false,
-            loss: 0.0,
-            delay: Duration::from_micros(rng.below(3_000)),
-        });
+        let links = std::array::from_fn(|_| Link::new(Duration::from_micros(rng.below(3_000))));
         let start = Instant::ZERO;
         let nodes = std::array::from_fn(|_| Node {
             core: None,
@@ -201,6 +210,8 @@ impl World {
             group: Group::Stopped,
             seq: 0,
             last_seq_seen: 0,
+            up_since: None,
+            maintenance: false,
         });
         let mut world = Self {
             seed,
@@ -264,8 +275,7 @@ impl World {
     }
 
     fn reaches_witness(&self, node: usize) -> bool {
-        let partitioned = self.links.iter().all(|l| l.cut);
-        !self.witness_down && (!partitioned || self.witness_side == Some(node))
+        !self.witness_down && (!self.partitioned() || self.witness_side == Some(node))
     }
 
     fn next_time(&self) -> Option<Instant> {
@@ -387,6 +397,17 @@ impl World {
                 }
             }
             Ev::Restart(node) => self.restart(node),
+            Ev::Surveyed { node, life } => {
+                let found = match self.nodes[node].group {
+                    Group::Running => Found::Running,
+                    Group::Stopped => Found::Stopped,
+                    Group::Starting | Group::Stopping => Found::Partial,
+                };
+                if let Some(core) = self.core(node, life) {
+                    core.handle_survey(now, found);
+                    self.drain(node);
+                }
+            }
         }
     }
 
@@ -414,7 +435,7 @@ impl World {
         let seq = self.nodes[from].seq;
         for slot in 0..LINKS {
             let l = self.links[slot];
-            if l.cut || self.rng.chance(l.loss) {
+            if l.cut[from] || self.rng.chance(l.loss) {
                 continue;
             }
             let jitter = Duration::from_micros(self.rng.below(1_000));
@@ -454,6 +475,21 @@ impl World {
                 break;
             };
             self.log(format!("node {node}: {event:?}"));
+            if matches!(
+                event,
+                Event::Claiming {
+                    reason: AcquireReason::PeerLost,
+                    ..
+                } | Event::Releasing {
+                    reason: ReleaseReason::Isolated,
+                    ..
+                }
+            ) && self.calm_for(self.detector.dead_after_max + INTERVAL * 3)
+            {
+                self.fail(&format!(
+                    "node {node}: {event:?} while both nodes and a link are healthy"
+                ));
+            }
         }
     }
 
@@ -518,7 +554,10 @@ impl World {
                 let after = ms(10 + self.rng.below(110));
                 self.schedule(after, Ev::GroupDone { node, life, result });
             }
-            Action::SurveyGroup => self.fail("no maintenance in the sim, so no survey"),
+            Action::SurveyGroup => {
+                let after = ms(5 + self.rng.below(25));
+                self.schedule(after, Ev::Surveyed { node, life });
+            }
         }
     }
 
@@ -530,6 +569,8 @@ impl World {
         n.core = None;
         n.life += 1;
         n.group = Group::Stopped;
+        n.up_since = None;
+        n.maintenance = false;
         self.log(format!("node {node}: crash"));
     }
 
@@ -543,6 +584,7 @@ impl World {
             Some(Cluster::new(settings, self.now, n.persisted, Found::Stopped).expect("valid"));
         n.detector = Detector::new(self.detector, LinkSet::first(LINKS), self.now).expect("valid");
         n.last_seq_seen = 0;
+        n.up_since = Some(self.now);
         self.log(format!("node {node}: restart"));
         self.schedule(INTERVAL, Ev::Tick(node));
     }
@@ -550,82 +592,11 @@ impl World {
     fn command(&mut self, node: usize, command: super::cluster::Command) {
         if let Some(core) = &mut self.nodes[node].core {
             let result = core.handle_command(self.now, command);
+            if let (Ok(()), super::cluster::Command::Maintenance(on)) = (result, command) {
+                self.nodes[node].maintenance = on;
+            }
             self.log(format!("node {node}: {command:?} -> {result:?}"));
             self.drain(node);
-        }
-    }
-
-    fn fault(&mut self) {
-        let node = usize::from(self.rng.chance(0.5));
-        let slot = usize::try_from(self.rng.below(LINKS as u64)).expect("small");
-        match self.rng.below(12) {
-            0 | 1 => self.links[slot].cut = !self.links[slot].cut,
-            2 => self.links[slot].loss = [0.0, 0.05, 0.2][self.rng.below(3) as usize],
-            3 => {
-                for l in &mut self.links {
-                    l.cut = true;
-                }
-                self.witness_side = [None, Some(0), Some(1)][self.rng.below(3) as usize];
-            }
-            4 => {
-                for l in &mut self.links {
-                    l.cut = false;
-                    l.loss = 0.0;
-                }
-            }
-            5 => {
-                self.crash(node);
-                let after = ms(300 + self.rng.below(1_200));
-                self.schedule(after, Ev::Restart(node));
-            }
-            6 => self.witness_down = !self.witness_down,
-            7 => {
-                if self.nodes[node].group == Group::Running {
-                    let life = self.nodes[node].life;
-                    self.schedule(
-                        Duration::ZERO,
-                        Ev::GroupDone {
-                            node,
-                            life,
-                            result: GroupResult::Failed,
-                        },
-                    );
-                }
-            }
-            8 | 9 => self.command(node, super::cluster::Command::Switchover { to: None }),
-            10 => {
-                let on = self.rng.chance(0.5);
-                self.command(node, super::cluster::Command::Standby(on));
-            }
-            _ => {
-                if let Some(core) = &mut self.nodes[node].core {
-                    let usable = self.rng.chance(0.7);
-                    core.handle_disk(self.now, usable);
-                    self.drain(node);
-                }
-            }
-        }
-        self.log(format!(
-            "fault: links {:?} witness_side {:?} down {}",
-            self.links.map(|l| (l.cut, l.loss)),
-            self.witness_side,
-            self.witness_down
-        ));
-    }
-
-    fn heal(&mut self) {
-        for l in &mut self.links {
-            l.cut = false;
-            l.loss = 0.0;
-        }
-        self.witness_down = false;
-        self.witness_side = None;
-        for node in 0..2 {
-            self.restart(node);
-            if let Some(core) = &mut self.nodes[node].core {
-                core.handle_disk(self.now, true);
-            }
-            self.command(node, super::cluster::Command::Standby(false));
         }
     }
 
@@ -647,7 +618,7 @@ impl World {
                             Action::Release {
                                 reason: ReleaseReason::Switchover
                             } | Action::Acquire {
-                                reason: super::cluster::AcquireReason::Switchover,
+                                reason: AcquireReason::Switchover,
                                 ..
                             }
                         ))
@@ -673,7 +644,7 @@ impl World {
                         action,
                         Action::FencePeer
                             | Action::Acquire {
-                                reason: super::cluster::AcquireReason::PeerLost,
+                                reason: AcquireReason::PeerLost,
                                 ..
                             }
                     )

@@ -12,7 +12,11 @@
 //! - the group is supervised (monitored and restarted) exactly while the core holds it,
 //!   no run is under way, maintenance is off and the group has not failed; supervision
 //!   is aborted before any release or acquire starts;
-//! - every advert change is published right after the input that caused it.
+//! - every advert change is published right after the input that caused it;
+//! - with `drbd` members, each is followed live ([`DrbdWatch`], restarted a second after
+//!   its stream ends) and the core hears the disk is usable only while every one is
+//!   (see [`disk_verdict`]); until the first complete state, and while a stream is
+//!   down, it counts as not usable.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,11 +29,16 @@ use tracing::{Instrument as _, error, warn};
 use super::Output;
 use crate::{
     config::ClusterConfig,
-    control::status::{ClusterStatus, FailoverReport},
+    control::{
+        preflight::{Facts, Preflight},
+        server::SwitchoverAnswer,
+        status::{ClusterStatus, DiskReport, FailoverReport},
+    },
     core::{
         cluster::{
             Action, Advert, Cluster, Command, CommandError, Event, Found, GroupResult,
             ReleaseReason,
+            disk::{DiskVerdict, disk_verdict},
         },
         detector,
         plan::Outcome,
@@ -40,6 +49,7 @@ use crate::{
     io::{clock, epoch_file, witness},
     resource::{
         command::Invocation,
+        drbd::{DrbdSettings, watch::DrbdWatch},
         group::{ResourceGroup, Timeline},
         supervise::{self, GroupReport, SupervisionSettings, TimelineReport},
     },
@@ -54,7 +64,13 @@ enum Input {
     Run(RunReport),
     Survey(Found),
     Supervision(GroupReport),
+    /// The verdict on the disk of the `drbd` member at this index of the followed ones.
+    Disk(usize, DiskVerdict),
 }
+
+/// How long a DRBD follower waits before it starts a new `drbdsetup events2` after the
+/// last one ended.
+const DISK_RESTART: Duration = Duration::from_secs(1);
 
 /// One group run the core asked for, as printed (`{"run": ...}`) and kept for status.
 #[derive(Clone, Debug, Serialize)]
@@ -90,21 +106,44 @@ pub(super) struct ClusterDriver {
     /// CLOCK_MONOTONIC ns of the latest claim (the decision of a failover).
     claimed_ns: Option<u64>,
     last_failover: Option<FailoverReport>,
+    /// The latest verdict on each followed DRBD disk, in member order.
+    disks: Vec<DiskVerdict>,
+    /// The DRBD followers (aborted on drop, which ends their `drbdsetup`).
+    followers: Vec<JoinHandle<()>>,
+    /// Every link by name, in slot order, and whether the detector has it up.
+    links: Vec<(String, bool)>,
 }
 
 impl ClusterDriver {
     /// The driver of a core that starts with the stored epoch and the group as
-    /// `found`; publishes its first advert on `advert`. Must run inside a tokio runtime.
+    /// `found`; publishes its first advert on `advert`; follows the disks of `drbd`
+    /// (the group's `drbd` members). Must run inside a tokio runtime.
     pub(super) fn new(
-        cluster: Cluster,
+        mut cluster: Cluster,
         config: ClusterConfig,
         group: Arc<ResourceGroup>,
         supervision: SupervisionSettings,
-        advert: watch::Sender<Advert>,
-        peer_adverts: watch::Receiver<Option<Advert>>,
+        channels: (watch::Sender<Advert>, watch::Receiver<Option<Advert>>),
+        drbd: &[DrbdSettings],
+        links: &[String],
     ) -> Self {
+        let (advert, peer_adverts) = channels;
         let (inputs_tx, inputs) = mpsc::unbounded_channel();
         let persist = persister(config.epoch_file.clone(), inputs_tx.clone());
+        let disks: Vec<DiskVerdict> = drbd
+            .iter()
+            .map(|settings| DiskVerdict::unknown(&settings.resource, "state not known yet"))
+            .collect();
+        if !disks.is_empty() {
+            cluster.handle_disk(clock::now(), false);
+        }
+        let followers = drbd
+            .iter()
+            .enumerate()
+            .map(|(index, settings)| {
+                tokio::spawn(follow_disk(index, settings.clone(), inputs_tx.clone()))
+            })
+            .collect();
         Self {
             cluster,
             config,
@@ -119,11 +158,28 @@ impl ClusterDriver {
             supervisor: None,
             claimed_ns: None,
             last_failover: None,
+            disks,
+            followers,
+            links: links.iter().map(|name| (name.clone(), false)).collect(),
         }
     }
 
     /// Feeds a detector event.
     pub(super) fn detector(&mut self, output: &Output, event: &detector::Event) {
+        let link = match event {
+            detector::Event::LinkUp { link, .. } => Some((link, true)),
+            detector::Event::LinkDown { link, .. } => Some((link, false)),
+            detector::Event::Degraded { .. }
+            | detector::Event::AllLinksUp { .. }
+            | detector::Event::PeerAlive { .. }
+            | detector::Event::PeerDaemonDown { .. }
+            | detector::Event::PeerLost { .. } => None,
+        };
+        if let Some((link, up)) = link
+            && let Some((_, state)) = self.links.get_mut(usize::from(link.slot()))
+        {
+            *state = up;
+        }
         self.cluster.handle_detector(clock::now(), event);
         self.drain(output);
     }
@@ -137,6 +193,44 @@ impl ClusterDriver {
         let result = self.cluster.handle_command(clock::now(), command);
         self.drain(output);
         result
+    }
+
+    /// Runs the preflight of a switchover to `to` and, unless `dry_run` or a check
+    /// failed, starts it.
+    pub(super) fn switchover(
+        &mut self,
+        output: &Output,
+        to: Option<u16>,
+        dry_run: bool,
+    ) -> SwitchoverAnswer {
+        let settings = self.cluster.settings();
+        let members: Vec<String> = self
+            .group
+            .members()
+            .iter()
+            .map(|member| member.name.clone())
+            .collect();
+        let preflight = Preflight::new(&Facts {
+            me: settings.node_id,
+            peer: settings.peer_id,
+            request: self.cluster.check_switchover(to),
+            links: &self.links,
+            peer_advert: self.cluster.peer_advert(),
+            disks: &self.disks,
+            members: &members,
+            step_timeout: settings.switchover_timeout,
+        });
+        let result = match preflight.refusal() {
+            Some(refusal) => Err(refusal),
+            None if dry_run => Ok(()),
+            None => self
+                .command(output, Command::Switchover { to })
+                .map_err(|error| error.to_string()),
+        };
+        SwitchoverAnswer {
+            result,
+            preflight: Some(preflight),
+        }
     }
 
     /// Waits for the next input of the core (a result, a peer advert, or a timer) and
@@ -178,6 +272,14 @@ impl ClusterDriver {
                 || advert.flags.contains(Flags::SWITCHOVER_ACK),
             health: health_name(advert.health).to_owned(),
             last_failover: self.last_failover.clone(),
+            disks: self
+                .disks
+                .iter()
+                .map(|disk| DiskReport {
+                    state: disk.state.clone(),
+                    usable: disk.usable,
+                })
+                .collect(),
             takeover_blocked: self.cluster.blocked().map(|cause| enum_name(&cause)),
             startup_wait_left_ms: self.cluster.startup_wait_until().map(|until| {
                 let left = until.saturating_duration_since(clock::now());
@@ -207,6 +309,16 @@ impl ClusterDriver {
             Input::Survey(found) => {
                 self.running = false;
                 self.cluster.handle_survey(now, found);
+            }
+            Input::Disk(index, verdict) => {
+                if let Some(disk) = self.disks.get_mut(index) {
+                    output.emit_at(serde_json::json!({
+                        "disk": { "state": &verdict.state, "usable": verdict.usable }
+                    }));
+                    *disk = verdict;
+                }
+                let usable = self.disks.iter().all(|disk| disk.usable);
+                self.cluster.handle_disk(now, usable);
             }
             Input::Supervision(report) => {
                 let failed = matches!(report, GroupReport::Failed { .. });
@@ -369,6 +481,51 @@ impl ClusterDriver {
 impl Drop for ClusterDriver {
     fn drop(&mut self) {
         self.stop_supervision();
+        for follower in &self.followers {
+            follower.abort();
+        }
+    }
+}
+
+/// Follows the disk of one `drbd` member for as long as the driver lives: reports
+/// every change of its verdict as `Input::Disk(index, ..)`; when the events2 stream
+/// ends (or cannot start) reports the disk not usable and starts a new one
+/// [`DISK_RESTART`] later.
+async fn follow_disk(index: usize, settings: DrbdSettings, inputs: mpsc::UnboundedSender<Input>) {
+    let mut last: Option<DiskVerdict> = None;
+    let mut report = |verdict: DiskVerdict| {
+        if last.as_ref() == Some(&verdict) {
+            return true;
+        }
+        last = Some(verdict.clone());
+        inputs.send(Input::Disk(index, verdict)).is_ok()
+    };
+    loop {
+        let ended = match DrbdWatch::start(&settings) {
+            Ok(watch) => {
+                let mut changes = watch.subscribe();
+                loop {
+                    let followed = changes.borrow_and_update().clone();
+                    if let Some(ended) = followed.ended {
+                        break ended;
+                    }
+                    if !report(disk_verdict(&followed.state)) {
+                        return;
+                    }
+                    if changes.changed().await.is_err() {
+                        break "the follower stopped".to_owned();
+                    }
+                }
+            }
+            Err(error) => error.to_string(),
+        };
+        warn!(resource = %settings.resource, %ended, "DRBD state not followed: disk counts as not usable");
+        let why = format!("state not followed ({ended})");
+        let verdict = DiskVerdict::unknown(&settings.resource, &why);
+        if !report(verdict) {
+            return;
+        }
+        tokio::time::sleep(DISK_RESTART).await;
     }
 }
 

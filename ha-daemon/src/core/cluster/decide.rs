@@ -4,7 +4,7 @@
 use super::rules::{designated, outranks};
 use super::{
     Abandon, AcquireReason, Action, Claim, Cluster, CommandError, Event, Fence, Found, Owner, Push,
-    ReleaseReason, State, Switchover, SwitchoverReason, SwitchoverStep,
+    ReleaseReason, State, Switchover, SwitchoverPlan, SwitchoverReason, SwitchoverStep,
 };
 use crate::core::detector::PeerState;
 use crate::core::time::Instant;
@@ -176,6 +176,12 @@ impl Cluster {
         self.witness.isolated_since.is_some()
     }
 
+    /// The peer is lost, but an advert arrived since: it is coming back.
+    pub(super) fn peer_returning(&self) -> bool {
+        self.peer.state == PeerState::Lost
+            && self.peer.heard_at.is_some_and(|at| at >= self.peer.since)
+    }
+
     /// Not in standby, disk usable, no failure mark.
     fn eligible(&self) -> bool {
         !self.standby && self.disk_usable && self.failed_until.is_none() && !self.group_failed
@@ -209,8 +215,8 @@ impl Cluster {
                     self.block(now, Abandon::NotEligible);
                 } else if self.startup_wait_until().is_some() {
                     self.block(now, Abandon::StartupWait);
-                } else if self.peer.heard_at.is_some_and(|at| at >= self.peer.since) {
-                    // Returning: its links are rising; the detector will call it alive.
+                } else if self.peer_returning() {
+                    // Its links are rising; the detector will call it alive.
                 } else if let Some(at) = self.witness_reachable() {
                     self.claim(now, AcquireReason::PeerLost, Some(at));
                 } else if self.isolated() {
@@ -374,6 +380,7 @@ impl Cluster {
 
     fn consider_release(&mut self, now: Instant, epoch: u64) {
         if self.peer.state == PeerState::Lost
+            && !self.peer_returning()
             && self
                 .witness
                 .isolated_since
@@ -565,6 +572,19 @@ impl Cluster {
         now: Instant,
         to: Option<u16>,
     ) -> Result<(), CommandError> {
+        self.check_switchover(to)?;
+        match self.state {
+            State::Primary { epoch } => self.start_push(now, epoch, SwitchoverReason::Operator),
+            State::Secondary
+            | State::Claiming(_)
+            | State::Acquiring { .. }
+            | State::Releasing { .. } => self.start_pull(now, SwitchoverReason::Operator),
+        }
+        Ok(())
+    }
+
+    /// What a switchover to `to` would do, or why it is refused; changes nothing.
+    pub fn check_switchover(&self, to: Option<u16>) -> Result<SwitchoverPlan, CommandError> {
         let (me, peer_id) = (self.settings.node_id, self.settings.peer_id);
         if let Some(to) = to
             && to != me
@@ -594,20 +614,16 @@ impl Cluster {
         if self.peer.state != PeerState::Alive {
             return Err(CommandError::PeerNotAlive);
         }
-        match owner {
-            Some(epoch) => {
-                if !self.peer_can_receive() {
-                    return Err(CommandError::NotEligible(peer_id));
-                }
-                self.start_push(now, epoch, SwitchoverReason::Operator);
-            }
-            None => {
-                if !self.eligible() {
-                    return Err(CommandError::NotEligible(me));
-                }
-                self.start_pull(now, SwitchoverReason::Operator);
-            }
+        if owner.is_some() && !self.peer_can_receive() {
+            return Err(CommandError::NotEligible(peer_id));
         }
-        Ok(())
+        if owner.is_none() && !self.eligible() {
+            return Err(CommandError::NotEligible(me));
+        }
+        Ok(SwitchoverPlan {
+            holder,
+            target,
+            epoch: self.epoch + 1,
+        })
     }
 }

@@ -45,7 +45,7 @@ pub struct ClusterSettings {
     /// fences the peer or takes over on peer loss (corosync's `wait_for_all`,
     /// pacemaker's `dc-deadtime`): booted together, the slower node is still starting,
     /// not lost. A group found running at start is kept meanwhile. Zero turns the wait
-    /// off. Default 60 s.
+    /// off; the operator can end it early (`Command::EndStartupWait`). Default 60 s.
     pub startup_wait: Duration,
 }
 

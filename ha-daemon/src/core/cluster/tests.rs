@@ -753,3 +753,64 @@ fn a_lost_peer_heard_again_is_returning_and_not_claimed_on() {
     node.alive();
     assert_eq!(node.core.peer.state, PeerState::Alive);
 }
+
+#[test]
+fn a_primary_that_hears_its_lost_peer_again_is_not_isolated() {
+    let mut node = Node::new(settings(1, 2), 3, Found::Running);
+    node.at(10).lost();
+    node.actions();
+    node.core.handle_witness(ms(20), false);
+    node.at(30).peer(Role::Secondary, 3, Flags::empty());
+    for _ in 0..50 {
+        for action in node.run_to(5_000) {
+            assert_eq!(action, Action::ProbeWitness, "no release");
+            node.core.handle_witness(node.now, false);
+        }
+    }
+    assert!(node.core.holds_group());
+}
+
+#[test]
+fn the_operator_can_end_the_startup_wait_and_the_witness_is_still_needed() {
+    let mut s = settings(2, 1);
+    s.startup_wait = Duration::from_millis(60_000);
+    let mut node = Node::new(s, 0, Found::Stopped);
+    node.at(300).lost();
+    let answer = |node: &mut Node, t: u64, reachable: bool| -> Vec<Action> {
+        let mut others = Vec::new();
+        for action in node.run_to(t) {
+            if action == Action::ProbeWitness {
+                node.core.handle_witness(node.now, reachable);
+            } else {
+                others.push(action);
+            }
+        }
+        others.extend(
+            node.actions()
+                .into_iter()
+                .filter(|a| *a != Action::ProbeWitness),
+        );
+        others
+    };
+    for t in (400..=1_000).step_by(100) {
+        assert_eq!(answer(&mut node, t, false), []);
+    }
+    node.core
+        .handle_command(ms(1_000), Command::EndStartupWait)
+        .expect("a wait is under way");
+    assert_eq!(node.core.startup_wait_until(), None);
+    assert_eq!(node.actions(), [], "isolated: no claim");
+    let mut claimed = Vec::new();
+    for t in (1_100..=2_000).step_by(100) {
+        claimed.extend(answer(&mut node, t, true));
+    }
+    assert_eq!(
+        claimed,
+        [PERSIST_1],
+        "the witness answered: the claim starts"
+    );
+    assert_eq!(
+        node.core.handle_command(ms(2_000), Command::EndStartupWait),
+        Err(CommandError::NoStartupWait)
+    );
+}

@@ -80,6 +80,20 @@ pub enum Command {
     Standby(bool),
     /// Maintenance on (monitor only: no action at all) or off.
     Maintenance(bool),
+    /// End the start-up wait now: the operator knows the peer is not starting (it is
+    /// down for repair, say). A takeover still needs the witness and the fence.
+    EndStartupWait,
+}
+
+/// What an accepted switchover will do ([`super::Cluster::check_switchover`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SwitchoverPlan {
+    /// The node that holds the group now and releases it.
+    pub holder: u16,
+    /// The node that acquires it.
+    pub target: u16,
+    /// The epoch the target's tenure will have (at least).
+    pub epoch: u64,
 }
 
 /// Why an operator command was refused. Nothing changed.
@@ -104,6 +118,11 @@ pub enum CommandError {
     /// Nobody holds the group, so there is nothing to move.
     #[error("switchover: no node holds the group")]
     NoOwner,
+    /// No start-up wait is under way (the peer was heard, or the wait passed).
+    #[error(
+        "end-startup-wait: no start-up wait is under way (the peer was heard or the wait passed)"
+    )]
+    NoStartupWait,
     /// The receiving node is in standby, maintenance, failed, or has no usable disk.
     #[error(
         "switchover: node {0} cannot take the group (standby, maintenance, failed or disk not usable)"
