@@ -76,7 +76,12 @@ impl Cluster {
                     .push_back(Action::PersistEpoch { epoch: peer.epoch });
             }
         }
-        if peer.role != Role::Primary {
+        // Only a peer heard now (alive, or returning: an advert since it was lost) claims
+        // anything: the last advert of a lost peer says what it held before it was lost
+        // (and fenced, or released for isolation).
+        let heard_now = self.peer.state == PeerState::Alive
+            || self.peer.heard_at.is_some_and(|at| at >= self.peer.since);
+        if peer.role != Role::Primary || !heard_now {
             return;
         }
         let me = self.settings.node_id;

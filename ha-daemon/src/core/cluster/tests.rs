@@ -168,6 +168,26 @@ fn takeover_after_peer_loss_probes_persists_announces_holds_then_acquires() {
 }
 
 #[test]
+fn the_last_advert_of_a_lost_primary_is_no_split_brain() {
+    let mut s = settings(2, 1);
+    s.fence = true;
+    let mut node = Node::new(s, 4, Found::Stopped);
+    node.at(5).alive().peer(Role::Primary, 4, Flags::empty());
+    node.at(10).lost().core.handle_witness(ms(10), true);
+    node.core.handle_epoch_persisted(ms(11), 5);
+    node.core.handle_fence(ms(30), true);
+    node.core.handle_group(ms(40), GroupResult::Acquired);
+    assert!(node.core.holds_group());
+    let events = node.events();
+    assert!(
+        !events
+            .iter()
+            .any(|event| matches!(event, Event::SplitBrain { .. })),
+        "{events:?}"
+    );
+}
+
+#[test]
 fn a_fenced_takeover_needs_no_hold_and_a_failed_fence_aborts() {
     for fenced in [true, false] {
         let mut s = settings(2, 1);
