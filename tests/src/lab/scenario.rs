@@ -15,6 +15,9 @@ use crate::daemon::event_type;
 /// How often the client probes the VIP.
 pub const PROBE_EVERY: Duration = Duration::from_millis(1);
 
+/// Clean heartbeats before a crash, so the adaptive dead times have settled.
+pub const SETTLE: Duration = Duration::from_secs(4);
+
 /// Fails with `message` unless `condition`.
 fn ensure(condition: bool, message: impl FnOnce() -> String) -> Result<(), String> {
     if condition { Ok(()) } else { Err(message()) }
@@ -37,24 +40,20 @@ pub struct Step {
     pub duration_ms: f64,
 }
 
-/// What the crash of the primary showed.
+/// What the crash of the primary showed. Times are from the crash, on CLOCK_MONOTONIC
+/// (the daemons' event lines and the client's probes share it).
 #[derive(Clone, Debug)]
 pub struct Crash {
     /// The node that crashed.
     pub old: usize,
-    /// From the crash to the survivor's `peer_lost`.
+    /// The survivor's `peer_lost`.
     pub detection_ms: f64,
-    /// From the crash to the survivor's claim (its decision to take over).
-    pub decision_ms: Option<f64>,
-    /// From the crash to the start of the survivor's acquire run (after the fence and
-    /// the epoch's write).
-    pub run_started_ms: Option<f64>,
-    /// From the crash to the end of the survivor's acquire run.
-    pub acquired_ms: f64,
-    /// The acquire run, step by step.
-    pub steps: Vec<Step>,
-    /// The survivor's cluster events after the crash: (type, ms after the crash).
+    /// The survivor's cluster events after the crash: (type, ms).
     pub decisions: Vec<(String, f64)>,
+    /// The start of the survivor's acquire run (after the fence and the epoch's write).
+    pub run_started_ms: Option<f64>,
+    /// The acquire run, step by step (offsets from its start).
+    pub steps: Vec<Step>,
     /// The client's view.
     pub outage: Outage,
     /// Everything the client saw.
@@ -68,40 +67,32 @@ impl fmt::Display for Crash {
             f,
             "crash of {old} (SIGKILL of its daemon, its interfaces down) at +0 ms"
         )?;
-        writeln!(
-            f,
-            "  {new} reports peer lost        +{:8.1} ms",
-            self.detection_ms
-        )?;
-        if let Some(decision) = self.decision_ms {
-            writeln!(f, "  {new} decides to take over     +{decision:8.1} ms")?;
-        }
+        let mut line =
+            |who: &str, what: &str, at: f64| writeln!(f, "  {who}: {what:<46} +{at:7.1} ms");
+        line(new, "peer lost (detector)", self.detection_ms)?;
         for (kind, at) in &self.decisions {
-            writeln!(f, "  {new} cluster event {kind:<14} +{at:8.1} ms")?;
-        }
-        if let Some(started) = self.run_started_ms {
-            writeln!(
-                f,
-                "  {new} fenced {old}, stored its epoch, starts the group +{started:8.1} ms"
-            )?;
-        }
-        writeln!(f, "  {new} acquire run (offsets from its start):")?;
-        for step in &self.steps {
-            writeln!(
-                f,
-                "      {:<6} {:<5} at +{:8.1} ms  took {:8.1} ms",
-                step.resource, step.call, step.offset_ms, step.duration_ms
-            )?;
+            let what = match kind.as_str() {
+                "claiming" => "claiming: witness answers, new epoch",
+                "acquiring" => "acquiring: epoch stored, old node fenced",
+                "primary" => "primary: whole group running",
+                other => other,
+            };
+            line(new, what, *at)?;
+            if kind == "acquiring" {
+                let start = self.run_started_ms.unwrap_or(*at);
+                for step in &self.steps {
+                    let what = format!(
+                        "  {} {} took {:.1} ms",
+                        step.resource, step.call, step.duration_ms
+                    );
+                    line(new, &what, start + step.offset_ms + step.duration_ms)?;
+                }
+            }
         }
         writeln!(
             f,
-            "  {new} holds the group          +{:8.1} ms",
-            self.acquired_ms
-        )?;
-        writeln!(
-            f,
-            "  client (ICMP echo to {VIP} every {} ms): last answer from {old}, first from {new}: \
-             outage {:.1} ms ({} probes unanswered; {} sent, {} answered)",
+            "  client (ICMP echo to {VIP} every {} ms): last answer from {old} to first from \
+             {new}: outage {:.1} ms ({} probes unanswered; {} sent, {} answered)",
             PROBE_EVERY.as_millis(),
             self.outage.duration().as_secs_f64() * 1e3,
             self.outage.unanswered,
@@ -225,12 +216,14 @@ pub fn crash(lab: &mut Lab, old: usize) -> Result<Crash, String> {
     ensure(wrote.status.success(), || {
         format!("writing in {}'s container: {wrote:?}", NODES[old])
     })?;
+    // Heartbeats for a while first, so the adaptive dead times settle to what a running
+    // cluster has.
+    super::pause(SETTLE);
     let prober = Prober::start(&lab.lan.client, VIP, PROBE_EVERY);
     super::pause(Duration::from_secs(1));
     let crashed_ns = monotonic_ns();
     lab.crash(old);
     lab.wait_running(new, Duration::from_secs(60));
-    let acquired_ns = monotonic_ns();
     super::pause(Duration::from_millis(300));
     let probes = prober.stop()?;
     let outage = probe::outage(&probes.answers, old_mac, new_mac)?;
@@ -273,20 +266,12 @@ pub fn crash(lab: &mut Lab, old: usize) -> Result<Crash, String> {
         .collect();
     let status = lab.status(new).ok_or("the survivor does not answer")?;
     let failover = &status["cluster"]["last_failover"];
-    let decision_ms = failover["decided_ns"]
-        .as_u64()
-        .map(|ns| ms(ns.saturating_sub(crashed_ns)));
     Ok(Crash {
         old,
         detection_ms: ms(lost_ns.saturating_sub(crashed_ns)),
-        decision_ms,
         run_started_ms: failover["run"]["started_ns"]
             .as_u64()
             .map(|ns| ms(ns.saturating_sub(crashed_ns))),
-        acquired_ms: ms(failover["done_ns"]
-            .as_u64()
-            .unwrap_or(acquired_ns)
-            .saturating_sub(crashed_ns)),
         steps: steps(&failover["run"]["timeline"]),
         decisions,
         outage,
@@ -798,9 +783,9 @@ impl fmt::Display for Move {
     }
 }
 
-/// Runs `args` on `node`'s CLI, which must succeed, and waits until `to` runs the whole
-/// group and the other node nothing; the client's outage from `probes` (answers after
-/// the command).
+/// Waits until `ha-daemon switchover --dry-run` passes on `node`, then runs `args` on
+/// its CLI, which must succeed, and waits until `to` runs the whole group and the other
+/// node nothing; the client's outage from `probes` (answers after the command).
 fn moved(
     lab: &mut Lab,
     node: usize,
@@ -811,6 +796,23 @@ fn moved(
     let (old_mac, new_mac) = (lab.mac(1 - to), lab.mac(to));
     let began = std::time::Instant::now();
     let since = monotonic_ns().saturating_sub(50_000_000);
+    // As an operator would: first until the preflight passes (after a move, DRBD may
+    // still be resyncing the old holder).
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let dry = lab.cli(node, &["switchover", "--dry-run"]);
+        if dry.status.success() {
+            break;
+        }
+        ensure(std::time::Instant::now() < until, || {
+            format!(
+                "the switchover preflight on {} still fails after 30 s: {}",
+                NODES[node],
+                String::from_utf8_lossy(&dry.stdout)
+            )
+        })?;
+        super::pause(Duration::from_millis(100));
+    }
     let since_run = monotonic_ns();
     let out = lab.cli(node, args);
     ensure(out.status.success(), || {
