@@ -15,6 +15,8 @@ mod cluster;
 use std::path::Path;
 use std::sync::Arc;
 
+use nix::sys::signal::{SigSet, Signal};
+
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
@@ -123,6 +125,13 @@ impl Output {
 
 /// Runs the daemon with the configuration at `path`.
 pub async fn run(path: &Path) -> Result<(), DaemonError> {
+    // Signal masks survive exec: a parent that blocked SIGTERM would leave the daemon
+    // deaf to it. Unblocked here (the runtime's main thread; threads started later
+    // inherit it), the kernel delivers them to this thread at least.
+    let stop_signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT]);
+    stop_signals
+        .thread_unblock()
+        .map_err(|error| DaemonError::Thread(format!("unblocking SIGTERM: {error}")))?;
     let config = Config::load(path)?;
     let key = key_file::load(&config.key_file)?;
     let group = Arc::new(group_from(&config.resources));

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use ha_tests::lab::{self, LAN_V4, Lab, NODES, REPL_V4, VIP, WITNESS, scenario};
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 /// Where a running lab writes its pid (for `lab down` and to refuse a second lab).
@@ -59,18 +59,12 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     // Ctrl-C and SIGTERM are taken by a thread that asks the lab to give up; the
-    // unwinding scenario then removes everything.
-    let signals = SigSet::from_iter([Signal::SIGINT, Signal::SIGTERM]);
-    if let Err(e) = signals.thread_block() {
-        eprintln!("lab: blocking signals: {e}");
+    // unwinding scenario then removes everything. (Handlers, not a blocked mask: a mask
+    // would be inherited by every program the lab starts.)
+    if let Err(e) = watch_signals() {
+        eprintln!("lab: {e}");
         return ExitCode::FAILURE;
     }
-    std::thread::spawn(move || {
-        if let Ok(signal) = signals.wait() {
-            eprintln!("lab: {signal}: stopping and cleaning up");
-            lab::interrupt();
-        }
-    });
     let outcome = std::panic::catch_unwind(|| run(&cli));
     let _ = std::fs::remove_file(PID_FILE);
     let _ = std::io::stdout().flush();
@@ -89,6 +83,35 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Installs SIGINT and SIGTERM handlers on a thread of their own, which calls
+/// [`lab::interrupt`] on the first one.
+fn watch_signals() -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| format!("signal runtime: {e}"))?;
+    let (mut interrupt, mut terminate) = runtime
+        .block_on(async {
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            ))
+        })
+        .map_err(|e| format!("installing signal handlers: {e}"))?;
+    std::thread::spawn(move || {
+        let name = runtime.block_on(async {
+            tokio::select! {
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            }
+        });
+        eprintln!("lab: {name}: stopping and cleaning up");
+        lab::interrupt();
+    });
+    Ok(())
 }
 
 fn lab_needs() -> Vec<ha_tests::Need> {
