@@ -23,6 +23,17 @@ pub fn binary() -> PathBuf {
     crate::sibling_binary("ha-daemon")
 }
 
+/// Runs `ha-daemon ARGS --config CONFIG` (a CLI command; the daemon's control socket is
+/// named by the configuration) and returns its output.
+pub fn cli(config: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(binary())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("run the ha-daemon CLI")
+}
+
 /// A running daemon. Dropping it stops it (SIGTERM, then SIGKILL after 2 s).
 pub struct Daemon {
     child: Child,

@@ -4,27 +4,12 @@
 //! not ([`ha_tests::lab::scenario`]); the lab removes everything on drop, also when a
 //! scenario fails. `cargo xtask lab --scenario NAME` runs the same scenarios.
 
-use ha_tests::{
-    Need,
-    lab::{Lab, scenario::Name},
-};
+use ha_tests::lab::{self, Lab, scenario::Name};
 
 /// Builds the lab `name` needs, starts the cluster, runs the scenario; panics with what
 /// did not hold.
 fn run(test: &str, name: Name) {
-    let needs = [
-        Need::Root,
-        Need::EbpfObject,
-        Need::DaemonBinary,
-        Need::Program("nsenter"),
-        Need::Program("unshare"),
-        Need::Program("fusermount3"),
-        Need::Program("mkfs.ext4"),
-        Need::Program("lxc-create"),
-        Need::Program("busybox"),
-        Need::Program("nft"),
-    ];
-    if !ha_tests::require(test, &needs) {
+    if !ha_tests::require(test, lab::NEEDS) {
         return;
     }
     let mut lab = Lab::new(&name.options());

@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     if cli.command.is_some() {
         return down();
     }
-    if !ha_tests::require("lab", &lab_needs()) {
+    if !ha_tests::require("lab", lab::NEEDS) {
         return ExitCode::FAILURE;
     }
     if let Err(message) = claim_pid_file() {
@@ -112,24 +112,6 @@ fn watch_signals() -> Result<(), String> {
         lab::interrupt();
     });
     Ok(())
-}
-
-fn lab_needs() -> Vec<ha_tests::Need> {
-    use ha_tests::Need;
-    let mut needs = vec![Need::Root, Need::EbpfObject, Need::DaemonBinary];
-    needs.extend(
-        [
-            "nsenter",
-            "unshare",
-            "fusermount3",
-            "mkfs.ext4",
-            "lxc-create",
-            "busybox",
-            "nft",
-        ]
-        .map(Need::Program),
-    );
-    needs
 }
 
 fn run(cli: &Cli) -> Result<(), String> {

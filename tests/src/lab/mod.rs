@@ -46,7 +46,21 @@ use crate::drbd_emu::node::EmuNode;
 use crate::lan::Lan;
 use crate::mountns::MountNs;
 use crate::netns::NetNs;
-use crate::run;
+use crate::{Need, run};
+
+/// What the lab needs on this machine.
+pub const NEEDS: &[Need] = &[
+    Need::Root,
+    Need::EbpfObject,
+    Need::DaemonBinary,
+    Need::Program("nsenter"),
+    Need::Program("unshare"),
+    Need::Program("fusermount3"),
+    Need::Program("mkfs.ext4"),
+    Need::Program("lxc-create"),
+    Need::Program("busybox"),
+    Need::Program("nft"),
+];
 
 /// The nodes' names, in node-id order (node ids 1 and 2).
 pub const NODES: [&str; 2] = ["a", "b"];
@@ -285,12 +299,7 @@ impl Lab {
     /// `ha-daemon ARGS --config <node's>` (the CLI reaches the daemon over its control
     /// socket, from the host).
     pub fn cli(&self, node: usize, args: &[&str]) -> Output {
-        Command::new(daemon::binary())
-            .args(args)
-            .arg("--config")
-            .arg(&self.configs[node])
-            .output()
-            .expect("run the ha-daemon CLI")
+        daemon::cli(&self.configs[node], args)
     }
 
     /// `node`'s `status --json`, or `None` when its daemon does not answer.
@@ -378,41 +387,32 @@ impl Lab {
         }
     }
 
+    /// Runs `PROGRAM -n web -P LXCPATH ARGS` (an LXC tool on the container) on `node`;
+    /// its output, whatever the exit.
+    pub fn lxc(&self, node: usize, program: &str, args: &[&str]) -> Output {
+        self.on(node, program)
+            .args(["-n", CONTAINER, "-P"])
+            .arg(self.lxcpath())
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run {program} on {}: {e}", NODES[node]))
+    }
+
     /// `lxc-info -s -H` of the container on `node` (empty when it is unknown there).
     pub fn container_state(&self, node: usize) -> String {
-        let lxcpath = self.lxcpath();
-        let out = self.run_on(
-            node,
-            "lxc-info",
-            &[
-                "-s",
-                "-H",
-                "-n",
-                CONTAINER,
-                "-P",
-                &lxcpath.to_string_lossy(),
-            ],
-        );
+        let out = self.lxc(node, "lxc-info", &["-s", "-H"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// The container's init pid on `node` (`lxc-info -p -H`; empty when not running).
+    pub fn container_pid(&self, node: usize) -> String {
+        let out = self.lxc(node, "lxc-info", &["-p", "-H"]);
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
     /// Runs `sh -c SCRIPT` inside the container on `node`.
     pub fn in_container(&self, node: usize, script: &str) -> Output {
-        let lxcpath = self.lxcpath();
-        self.run_on(
-            node,
-            "lxc-attach",
-            &[
-                "-n",
-                CONTAINER,
-                "-P",
-                &lxcpath.to_string_lossy(),
-                "--",
-                "/bin/sh",
-                "-c",
-                script,
-            ],
-        )
+        self.lxc(node, "lxc-attach", &["--", "/bin/sh", "-c", script])
     }
 
     /// The MAC of `node`'s LAN interface.
@@ -439,18 +439,10 @@ impl Lab {
             let config = self.node_config(node, &key, options);
             let path = dir.join(format!("{name}.toml"));
             std::fs::write(&path, config).expect("write config");
-            let check = self.cli_check(&path);
+            let check = daemon::cli(&path, &["check-config"]);
             assert!(check.status.success(), "lab config refused: {check:?}");
             self.configs[node] = path;
         }
-    }
-
-    fn cli_check(&self, config: &Path) -> Output {
-        Command::new(daemon::binary())
-            .args(["check-config", "--config"])
-            .arg(config)
-            .output()
-            .expect("run ha-daemon check-config")
     }
 
     /// `node`'s configuration.
@@ -609,14 +601,9 @@ impl Drop for Lab {
             let _ = std::fs::remove_file(self.stall_file(node));
             self.stop_daemon(node, Signal::SIGTERM);
         }
-        let lxcpath = self.lxcpath();
         let mountpoint = self.mountpoint();
         for node in 0..2 {
-            let _ = self
-                .on(node, "lxc-stop")
-                .args(["-k", "-n", CONTAINER, "-P"])
-                .arg(&lxcpath)
-                .output();
+            let _ = self.lxc(node, "lxc-stop", &["-k"]);
             let _ = self.on(node, "umount").arg(&mountpoint).output();
         }
     }

@@ -922,18 +922,7 @@ pub fn standby_and_maintenance(lab: &mut Lab, holder: usize) -> Result<Modes, St
 
     let on = lab.cli(other, &["maintenance", "on"]);
     ensure(on.status.success(), || format!("maintenance on: {on:?}"))?;
-    let lxcpath = lab.lxcpath();
-    let stopped = lab.run_on(
-        other,
-        "lxc-stop",
-        &[
-            "-k",
-            "-n",
-            super::CONTAINER,
-            "-P",
-            &lxcpath.to_string_lossy(),
-        ],
-    );
+    let stopped = lab.lxc(other, "lxc-stop", &["-k"]);
     ensure(stopped.status.success(), || {
         format!("lxc-stop: {stopped:?}")
     })?;
@@ -1020,30 +1009,12 @@ impl fmt::Display for Restart {
     }
 }
 
-/// The container's init pid on `node` (`lxc-info -p -H`).
-fn container_pid(lab: &Lab, node: usize) -> String {
-    let lxcpath = lab.lxcpath();
-    let out = lab.run_on(
-        node,
-        "lxc-info",
-        &[
-            "-p",
-            "-H",
-            "-n",
-            super::CONTAINER,
-            "-P",
-            &lxcpath.to_string_lossy(),
-        ],
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 /// The primary's daemon stops (SIGTERM) and starts again: nothing is stopped or
 /// restarted (same container process, same epoch), the peer does not take over (it sees
 /// "daemon down": the kernel side stayed), and the client misses at most one probe.
 pub fn restart(lab: &mut Lab, holder: usize) -> Result<Restart, String> {
     let expected = Roles::now(lab);
-    let pid = container_pid(lab, holder);
+    let pid = lab.container_pid(holder);
     ensure(!pid.is_empty(), || "no container pid".to_owned())?;
     let prober = Prober::start(&lab.lan.client, VIP, PROBE_EVERY);
     super::pause(Duration::from_millis(300));
@@ -1060,7 +1031,7 @@ pub fn restart(lab: &mut Lab, holder: usize) -> Result<Restart, String> {
     ensure(roles == expected, || {
         format!("the roles changed: {roles:?}, expected {expected:?}")
     })?;
-    let after = container_pid(lab, holder);
+    let after = lab.container_pid(holder);
     ensure(after == pid, || {
         format!("the container was restarted: pid {pid} -> {after}")
     })?;
