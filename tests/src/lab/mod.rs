@@ -362,11 +362,6 @@ impl Lab {
         })
     }
 
-    /// The holders by their own word: nodes whose daemon answers with role `primary`.
-    pub fn holders(&self) -> Vec<usize> {
-        holders(&[self.status(0), self.status(1)])
-    }
-
     /// Whether the group's members run on `node`, by the kernel's and LXC's word (not
     /// the daemon's): VIP on lan0, filesystem mounted, container RUNNING.
     pub fn group_on(&self, node: usize) -> GroupOn {
