@@ -91,18 +91,20 @@ impl Daemon {
     }
 
     /// Waits up to `limit` for the daemon to exit, then kills it; reaps it either way.
-    pub fn wait_exit(mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
+    /// Returns how long it took to exit by itself, or `None` when it had to be killed.
+    pub fn wait_exit(mut self, limit: Duration) -> Option<Duration> {
+        let began = Instant::now();
+        while began.elapsed() < limit {
             if let Ok(Some(_)) = self.child.try_wait() {
                 self.reaped = true;
-                return;
+                return Some(began.elapsed());
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.reaped = true;
+        None
     }
 
     /// Waits up to `timeout` for a line matching `wanted`, keeping every line read in

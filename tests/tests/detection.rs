@@ -338,7 +338,10 @@ fn a_crashed_daemons_kernel_keeps_answering_and_a_restart_adopts_it() {
         .expect("B's daemon is back");
 
     // A clean stop removes the pins, and with them the reflector.
-    drop(b);
+    b.signal(Signal::SIGTERM);
+    let stopped = b.wait_exit(Duration::from_secs(20));
+    println!("B's daemon stopped {stopped:?} after SIGTERM");
+    assert!(stopped.is_some(), "B's daemon did not stop on SIGTERM");
     assert!(!b_pins.exists(), "a clean shutdown unpins");
     a.wait_for(Duration::from_secs(3), is("peer_lost"))
         .expect("nothing on B answers any more");

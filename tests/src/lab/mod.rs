@@ -269,7 +269,7 @@ impl Lab {
     pub fn stop_daemon(&mut self, node: usize, signal: Signal) {
         if let Some(daemon) = self.daemons[node].take() {
             daemon.signal(signal);
-            daemon.wait_exit(Duration::from_secs(5));
+            let _ = daemon.wait_exit(Duration::from_secs(5));
             // Reaped: the pid may be reused, the power switch must not find it.
             let _ = std::fs::remove_file(self.pid_file(node));
         }
