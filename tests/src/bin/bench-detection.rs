@@ -22,6 +22,8 @@
 //!
 //! Every wait has a timeout; a sample that times out is counted as missing and the run
 //! goes on. Nothing here passes or fails: the tables state whether the goals are met.
+//!
+//! `HA_BENCH_INTERVALS` (e.g. `5` or `1,10`) measures other intervals than 1, 5 and 10 ms.
 
 use std::{
     io::Write as _,
@@ -39,8 +41,10 @@ use ha_tests::{
 use nix::unistd::{Pid, SysconfVar, sysconf};
 use serde_json::Value;
 
-/// Heartbeat intervals measured, in ms.
+/// Heartbeat intervals measured by default, in ms.
 const INTERVALS_MS: [u64; 3] = [1, 5, 10];
+/// Environment variable with the intervals to measure instead (ms, comma-separated).
+const INTERVALS_VAR: &str = "HA_BENCH_INTERVALS";
 /// The daemon's default interval, where the CPU goal applies.
 const DEFAULT_INTERVAL_MS: u64 = 5;
 /// Links between the nodes; every cut cuts all of them.
@@ -99,8 +103,24 @@ fn run() -> Result<(), String> {
         other => return Err(format!("sysconf(CLK_TCK): {other:?}")),
     };
 
+    let intervals = match std::env::var(INTERVALS_VAR) {
+        Ok(text) => text
+            .split(',')
+            .map(|ms| {
+                ms.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|ms| (1..=1000).contains(ms))
+            })
+            .collect::<Option<Vec<_>>>()
+            .filter(|intervals| !intervals.is_empty())
+            .ok_or_else(|| {
+                format!("{INTERVALS_VAR}={text}: expected intervals in ms (1..=1000), e.g. 1,5,10")
+            })?,
+        Err(_) => INTERVALS_MS.to_vec(),
+    };
     let mut results = Vec::new();
-    for interval_ms in INTERVALS_MS {
+    for interval_ms in intervals {
         results.push(measure(interval_ms, cuts, ticks_per_second)?);
     }
     report(cuts, &results);
