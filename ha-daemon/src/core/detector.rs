@@ -289,6 +289,16 @@ impl Detector {
         })
     }
 
+    /// Whether to send an echo request on `link` at `now`: only while its heartbeats
+    /// are late (see the echo rule in [`super::link`]); `false` for a link not
+    /// configured.
+    pub fn echo_wanted(&self, link: LinkId, now: Instant) -> bool {
+        self.links
+            .get(usize::from(link.slot()))
+            .and_then(Option::as_ref)
+            .is_some_and(|state| state.echo_wanted(now, &self.config))
+    }
+
     /// Kernel heartbeat counts ignored because no verified heartbeat came within
     /// `unverified_grace` before them (forged, or from a peer with another key).
     pub fn ignored_unverified(&self) -> u64 {
