@@ -666,6 +666,17 @@ mod tests {
             "a live kernel is never a lost peer"
         );
         assert!(sim.detector.link_status(link(0)).unwrap().state.is_up());
+        assert_eq!(
+            sim.count(|e| matches!(e, Event::PeerAlive { .. })),
+            1,
+            "echoes alone never make the old heartbeats fresh again: {:?}",
+            sim.events
+        );
+        assert!(
+            sim.detector.link_status(link(0)).unwrap().dead_after
+                <= config.dead_after_min + config.interval,
+            "echoes requested when the heartbeats stopped carry the link's estimate on"
+        );
 
         let echoes_end = last.saturating_add(config.interval * 200);
         sim.run_until(echoes_end.saturating_add(Duration::from_secs(1)));

@@ -226,14 +226,18 @@ impl Link {
             }
             EvidenceKind::Echo => {
                 // Echo requests are sent only while heartbeats are late
-                // ([`Link::echo_wanted`]): a verified heartbeat since the previous echo
-                // means the gap was our pause, not loss, so the stream starts afresh.
-                if self
-                    .verified
-                    .zip(self.echoes.last_arrival())
-                    .is_some_and(|(verified, echo)| verified > echo)
-                {
-                    self.echoes = StreamEstimator::new();
+                // ([`Link::echo_wanted`]): a verified heartbeat since the previous echo (or
+                // no echo before) means the gap was our pause, not loss. The stream
+                // resumes with the heartbeats' estimates of this link: starting from
+                // nothing, its wide loss bound would lengthen the dead time at once and
+                // make the last heartbeat fresh again (a false "alive" after "daemon
+                // down").
+                let paused = self
+                    .echoes
+                    .last_arrival()
+                    .is_none_or(|echo| self.verified.is_some_and(|verified| verified > echo));
+                if paused && self.heartbeats.has_samples() {
+                    self.echoes = self.heartbeats.carried_over();
                 }
                 self.echoes.observe(at, config.interval, max_lost);
             }
@@ -694,8 +698,9 @@ mod tests {
         );
     }
 
-    /// Echoes requested again after heartbeats came in between are a new stream: the
-    /// pause was ours, not loss, and must not lengthen the dead time.
+    /// Echoes requested again after heartbeats came in between resume from the link's
+    /// heartbeat estimates: the pause was ours, not loss, and must not lengthen the dead
+    /// time.
     #[test]
     fn a_pause_in_echoes_spanning_heartbeats_is_not_loss() {
         let config = config();
@@ -705,12 +710,15 @@ mod tests {
         }
         feed(&mut link, (2_001..=3_000).map(|i| i * 5));
         let resumed = (3_004..=3_010).map(|i| ms(i * 5));
-        let mut fresh = StreamEstimator::new();
+        let mut expected = link.heartbeats.carried_over();
         for at in resumed.clone() {
             link.record(echo(at), at, &config);
-            fresh.observe(at, config.interval, 100);
+            expected.observe(at, config.interval, 100);
         }
-        assert_eq!(link.echoes, fresh, "the stream restarted at the pause");
+        assert_eq!(
+            link.echoes, expected,
+            "the stream resumed from the heartbeats' estimates, the pause not counted"
+        );
 
         let mut continued = Link::new(LINK, ms(0), &config);
         for t in (1..=2_000).map(|i| i * 5) {
