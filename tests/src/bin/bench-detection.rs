@@ -130,17 +130,17 @@ fn run() -> Result<(), String> {
 
 /// Clean time after `peer_alive` before the next cut.
 ///
-/// A cut is an outage to the detector's loss estimate: it counts as `dead_after /
-/// interval` lost packets in the fast average, which forgets them within a few hundred
-/// packets, and as one lost packet in the slow average (see `core::estimator`). Before
-/// that rule (2026-11-23) each cut counted in full in the slow average too, which decays
-/// by `e` only every 1024 packets, and held the dead time one interval above
-/// `dead_after_min` for the whole run at 5 and 10 ms whatever the warm-up (1.5 s, 3 s and
-/// 10 s were tried). Now the warm-ups below leave the loss bound under 1 % (0.4..0.7 %
-/// measured at 5 ms), so the dead time is again 3 intervals plus the jitter allowance;
-/// what keeps it above its minimum is that allowance, i.e. how late the
-/// peer's heartbeats came recently. The time before `peer_alive` (up to 2 s once
-/// dampening has grown `rise`) is clean history too.
+/// A cut counts as about `dead_after / interval` lost packets in the detector's loss
+/// estimate. Its fast average (64 packets) forgets them within a few hundred packets; its
+/// slow one decays by `e` every 1024 packets (1 s at 1 ms, 10 s at 10 ms), which is what
+/// keeps the dead time above `dead_after_min` after the first cut. Measured on the 2-vCPU
+/// build VM (dead time in the `link_down` events, 8 cuts each): at 1 ms, 1 s of warm-up
+/// left 5.8..8.7 ms (median 7.7), 3 s left 5.7..7.7 ms (median 6.7); at 5 ms, 1.5 s, 3 s
+/// and 10 s all left 21.9..22.1 ms (4 intervals + 2 ms: the senders' timer jitter alone
+/// keeps it there, even before the first cut); at 10 ms, 3 s and 8 s both left 42 ms
+/// after the first cut (32 ms, the minimum, before it). Longer warm-ups buy nothing
+/// measurable, so these are the shortest that do as well as the longest tried. The time
+/// before `peer_alive` (up to 2 s once dampening has grown `rise`) is clean history too.
 fn warm_up(interval_ms: u64) -> Duration {
     Duration::from_millis(if interval_ms <= 5 { 3_000 } else { 5_000 })
 }
