@@ -371,7 +371,7 @@ mod tests {
     fn outages_lengthen_the_dead_time_only_briefly() {
         let mut estimator = StreamEstimator::new();
         let mut seq = 0;
-        let clean = |estimator: &mut StreamEstimator, seq: &mut u64, count: u64| {
+        let mut clean = |estimator: &mut StreamEstimator, seq: &mut u64, count: u64| {
             for _ in 0..count {
                 *seq += 1;
                 estimator.observe_sequenced(Instant::from_nanos(*seq * 5_000_000), *seq, T, 4);
