@@ -48,14 +48,8 @@
 //!
 //! Arrivals closer than `T/2` to the previous one are the same packet seen twice (kernel
 //! and socket) or a burst, and are ignored; so are arrivals older than the newest one.
-//! A gap of `⌈D/T⌉` or more lost packets is an outage (reported as "link down" and
-//! dampened), not a sample of random loss: it counts as `⌈D/T⌉` losses in the fast
-//! average, so the dead time is longer for the next few hundred packets after the link
-//! returns, but as a single loss in the slow one. Counted there in full, every outage
-//! would hold `p` above 1 % for thousands of packets (about 20 s at 5 ms) and the dead
-//! time one interval above its minimum, though nothing about the link's random loss
-//! changed. Outages of the *sender* (a stalled peer) leave no sequence gap and count as
-//! no loss at all; their lateness is jitter if it is shorter than the dead time.
+//! A gap longer than the current dead time counts at most `⌈D/T⌉` lost packets: it was an
+//! outage (reported as "link down" and dampened), not a sample of random loss.
 
 use std::time::Duration;
 
@@ -114,7 +108,9 @@ impl StreamEstimator {
         let periods = (gap_ns + interval_ns / 2) / interval_ns;
         let deviation_ns = gap_ns.abs_diff(periods.saturating_mul(interval_ns));
         self.deviate(deviation_ns, interval_ns.saturating_mul(max_lost));
-        self.lose(periods.saturating_sub(1), max_lost);
+        for _ in 0..periods.saturating_sub(1).min(max_lost) {
+            self.sample(1.0);
+        }
         self.sample(0.0);
     }
 
@@ -137,7 +133,9 @@ impl StreamEstimator {
         let gap_ns = at.as_nanos().saturating_sub(last.as_nanos());
         let deviation_ns = gap_ns.abs_diff(periods.saturating_mul(nanos(interval)));
         self.deviate(deviation_ns, nanos(interval).saturating_mul(max_lost));
-        self.lose(periods - 1, max_lost);
+        for _ in 0..(periods - 1).min(max_lost) {
+            self.sample(1.0);
+        }
         self.sample(0.0);
         self.last = Some(last.max(at));
         self.last_seq = Some(seq);
@@ -176,32 +174,8 @@ impl StreamEstimator {
         self.peak_deviation_ns = (self.peak_deviation_ns * PEAK_DECAY).max(deviation);
     }
 
-    /// Records `lost` packets lost in a row. From `max_lost` on (the dead time) that was
-    /// an outage: `max_lost` losses in the fast average, one in the slow (see the module
-    /// doc).
-    fn lose(&mut self, lost: u64, max_lost: u64) {
-        if lost >= max_lost && max_lost > 1 {
-            for _ in 0..max_lost {
-                self.fast_sample(1.0);
-            }
-            self.slow_sample(1.0);
-        } else {
-            for _ in 0..lost {
-                self.sample(1.0);
-            }
-        }
-    }
-
     fn sample(&mut self, lost: f64) {
-        self.fast_sample(lost);
-        self.slow_sample(lost);
-    }
-
-    fn fast_sample(&mut self, lost: f64) {
         self.fast += (lost - self.fast) * FAST_ALPHA;
-    }
-
-    fn slow_sample(&mut self, lost: f64) {
         self.samples = (self.samples + 1).min(SLOW_WINDOW);
         self.slow += (lost - self.slow) / f64::from(self.samples);
     }
@@ -361,33 +335,6 @@ mod tests {
         );
         // Loss bound is tiny, so D = 3·T + J = 17 ms, right at the minimum.
         assert!(dead(&estimator) <= MIN + Duration::from_micros(10));
-    }
-
-    /// After outages (the bench cuts a link every three seconds) the dead time is longer
-    /// only briefly: the slow average counts each outage as one loss, so a few hundred
-    /// clean packets later the dead time is back at its minimum. Counted in full, the
-    /// outages kept it an interval above the minimum.
-    #[test]
-    fn outages_lengthen_the_dead_time_only_briefly() {
-        let mut estimator = StreamEstimator::new();
-        let mut seq = 0;
-        let mut clean = |estimator: &mut StreamEstimator, seq: &mut u64, count: u64| {
-            for _ in 0..count {
-                *seq += 1;
-                estimator.observe_sequenced(Instant::from_nanos(*seq * 5_000_000), *seq, T, 4);
-            }
-        };
-        clean(&mut estimator, &mut seq, 2_000);
-        assert_eq!(dead(&estimator), MIN);
-        for _ in 0..10 {
-            // Twenty intervals without a packet, then 600 clean ones (3 s at 5 ms).
-            seq += 20;
-            clean(&mut estimator, &mut seq, 1);
-            assert!(dead(&estimator) > MIN, "right after the outage");
-            clean(&mut estimator, &mut seq, 599);
-        }
-        clean(&mut estimator, &mut seq, 300);
-        assert_eq!(dead(&estimator), MIN, "a few hundred clean packets later");
     }
 
     #[test]
