@@ -136,8 +136,9 @@ fn run() -> Result<(), String> {
 /// keeps the dead time above `dead_after_min` after the first cut. Measured on the 2-vCPU
 /// build VM (dead time in the `link_down` events, 8 cuts each): at 1 ms, 1 s of warm-up
 /// left 5.8..8.7 ms (median 7.7), 3 s left 5.7..7.7 ms (median 6.7); at 5 ms, 1.5 s, 3 s
-/// and 10 s all left 21.9..22.1 ms (4 intervals + 2 ms: the senders' timer jitter alone
-/// keeps it there, even before the first cut); at 10 ms, 3 s and 8 s both left 42 ms
+/// and 10 s all left 21.9..22.1 ms (4 intervals + 2 ms of jitter allowance, when the
+/// senders still ticked on tokio's millisecond timers; since they tick on a timerfd the
+/// allowance is what the VM's stalls leave); at 10 ms, 3 s and 8 s both left 42 ms
 /// after the first cut (32 ms, the minimum, before it). Longer warm-ups buy nothing
 /// measurable, so these are the shortest that do as well as the longest tried. The time
 /// before `peer_alive` (up to 2 s once dampening has grown `rise`) is clean history too.
