@@ -59,6 +59,9 @@ pub struct LinkSocket {
     echo: UdpSocket,
     peer_heartbeat: SocketAddr,
     peer_echo: SocketAddr,
+    /// Control-message buffer of [`LinkSocket::recv_heartbeat_now`], kept so that
+    /// receiving allocates nothing.
+    cmsg: Vec<u8>,
 }
 
 impl LinkSocket {
@@ -71,6 +74,7 @@ impl LinkSocket {
             echo,
             peer_heartbeat: SocketAddr::new(link.peer, link.heartbeat_port),
             peer_echo: SocketAddr::new(link.peer, link.echo_port),
+            cmsg: nix::cmsg_space!(nix::sys::time::TimeSpec),
         })
     }
 
@@ -89,13 +93,12 @@ impl LinkSocket {
 
     /// Receives a heartbeat datagram that is already queued, without waiting: fails
     /// with `WouldBlock` when none is.
-    pub fn recv_heartbeat_now(&self, buf: &mut [u8]) -> io::Result<Received> {
-        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    pub fn recv_heartbeat_now(&mut self, buf: &mut [u8]) -> io::Result<Received> {
         let mut iov = [IoSliceMut::new(buf)];
         let msg = recvmsg::<SockaddrStorage>(
             self.heartbeat.as_raw_fd(),
             &mut iov,
-            Some(&mut cmsg),
+            Some(&mut self.cmsg),
             MsgFlags::MSG_DONTWAIT,
         )
         .map_err(io::Error::from)?;
