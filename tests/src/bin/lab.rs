@@ -136,7 +136,7 @@ fn run_once(name: scenario::Name, keep: bool) -> Result<Option<f64>, String> {
     let options = name.options();
     let began = Instant::now();
     println!("lab: building: namespaces a, b, client and the LAN bridge (witness {WITNESS}),");
-    println!("     DRBD r0 on each node (emulator, 64 MiB), ext4, LXC container `web`, configs");
+    println!("     DRBD r0 on each node (emulator, 32 MiB), ext4, LXC container `web`, configs");
     let mut lab = Lab::new(&options);
     println!(
         "lab: built in {:.1} s in {}",

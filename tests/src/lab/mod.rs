@@ -177,10 +177,13 @@ impl Lab {
                 (REPL_V4[1 - node], DRBD_PORT).into(),
             );
             config.netns = Some(ns.name().to_owned());
-            config.size_mib = 64;
-            // DRBD's own floor for ping-int is 1 s; ping-timeout 2 tenths.
+            // Small enough that a full-copy resync is quick on a loaded machine.
+            config.size_mib = 32;
+            // DRBD's defaults: ping-int 1 s (its floor), ping-timeout 5 tenths. A
+            // shorter timeout dropped the connection under load (CI), and each
+            // reconnect began another full-copy resync.
             config.ping_interval_ms = 1000;
-            config.ping_timeout_ms = 200;
+            config.ping_timeout_ms = 500;
             config.connect_interval_ms = 200;
             EmuNode::start(NODES[node], config)
         });
