@@ -2,25 +2,12 @@
 //!
 //! It runs on its own thread, with a real-time priority when configured, so a loaded
 //! machine does not delay our heartbeats (a false takeover on the peer) or our view of
-//! the peer's (a false alarm here). It wakes on a precise timer ([`Alarm`]) at every
-//! heartbeat tick, and at the detector's deadline when that comes first, so silence is
-//! judged when it is due, not up to an interval later. At a tick it sends a heartbeat on
-//! every link, drains the heartbeats queued on the sockets (verified, and fed with their
-//! kernel receive time) and judges silence: one wakeup per interval, however many
-//! packets arrived.
-//!
-//! What costs the most here is the kernel's work per packet and per syscall, so the
-//! loop does only what can change a decision:
-//!
-//! - echo requests go out only on links whose heartbeats are late
-//!   ([`Detector::echo_wanted`]): while heartbeats arrive they already prove the peer's
-//!   daemon and the link, and echoes matter only to tell "daemon down" from "lost";
-//! - the kernel counters (a map read per link) are read only when kernel evidence can
-//!   decide something: when a detector deadline is due within an interval, while a link
-//!   is echoing, and for status queries, carrier changes and edge events. Whenever the
-//!   detector judges silence (`handle_timeout`) with a deadline due, the counters were
-//!   read first: evidence the kernel saw while this thread was descheduled is never
-//!   mistaken for silence.
+//! the peer's (a false alarm here). Every interval it sends a heartbeat and an echo
+//! request on every link, drains the heartbeats queued on the sockets (verified, and fed
+//! with their kernel receive time) and reads the kernel counters: one wakeup per
+//! interval, however many packets arrived. Before the detector judges silence
+//! (`handle_timeout`), the kernel counters are always read first: evidence the kernel
+//! saw while this thread was descheduled is never mistaken for silence.
 //!
 //! Carrier changes of the link interfaces come from netlink and take a link down at
 //! once.
@@ -34,7 +21,7 @@
 //! verified peer heartbeat newer than the last one forwarded is published back when it
 //! differs from it.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use ha_common::{Counters, echo};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -47,11 +34,10 @@ use crate::{
         cluster::Advert,
         detector::{Detector, Event},
         evidence::{EvidenceKind, LinkId, LinkSet},
-        time::{Instant, nanos},
+        time::Instant,
         wire::{self, Heartbeat, HeartbeatKey, RejectCounts, ReplayGuard},
     },
     io::{
-        alarm::Alarm,
         bpf_pins::PinDir,
         carrier::{self, CarrierChange},
         clock,
@@ -74,9 +60,6 @@ pub enum DetectionError {
     /// The detector refused its configuration.
     #[error("detector: {0}")]
     Detector(#[from] crate::core::detector_config::ConfigError),
-    /// The loop's timer (a timerfd) could not be created.
-    #[error("detection timer: {0}")]
-    Timer(std::io::Error),
 }
 
 /// Whether kernel evidence is in use, and if not, why.
@@ -129,7 +112,7 @@ pub struct Detection {
     config: Config,
     key: HeartbeatKey,
     detector: Detector,
-    sockets: Vec<LinkSocket>,
+    sockets: Vec<Arc<LinkSocket>>,
     kernel: Option<KernelEvidence>,
     /// Kernel counters as last read, per link, to see what advanced.
     seen: Vec<Counters>,
@@ -138,10 +121,6 @@ pub struct Detection {
     /// Reports not yet sent (rejections found while verifying).
     pending: Vec<ReportBody>,
     seq: u64,
-    /// When the next heartbeats are due.
-    next_send: Instant,
-    /// Wakes the loop at the next tick or deadline.
-    alarm: Alarm,
     /// When this loop last woke up.
     last_wake: Instant,
     /// Silence is not judged before this (see [`Detection::woke`]).
@@ -183,6 +162,7 @@ impl Detection {
                     echo_port: config.heartbeat.echo_port,
                     dscp: config.heartbeat.dscp,
                 })
+                .map(Arc::new)
                 .map_err(|source| DetectionError::Socket {
                     link: link.name.clone(),
                     source,
@@ -248,7 +228,6 @@ impl Detection {
         // Survives restarts without a stored counter: a new process starts above any
         // sequence number the old one can have sent (see wire::Heartbeat::seq).
         let seq = clock::realtime_ns();
-        let alarm = Alarm::new().map_err(DetectionError::Timer)?;
         Ok((
             Self {
                 config,
@@ -261,8 +240,6 @@ impl Detection {
                 rejects: vec![RejectCounts::default(); links],
                 pending: Vec::new(),
                 seq,
-                next_send: now,
-                alarm,
                 last_wake: now,
                 judge_after: now,
                 advert: adverts.ours,
@@ -293,35 +270,32 @@ impl Detection {
                 warn!(%error, "no carrier notifications: link loss is seen by silence only");
             }
         });
+        let mut tick = tokio::time::interval(self.config.heartbeat.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         loop {
-            if let Err(error) = self.alarm.set(self.next_wake()) {
-                warn!(%error, "cannot arm the detection timer: detection stops");
-                return;
-            }
+            let deadline = self
+                .detector
+                .poll_timeout()
+                .map(|at| tokio_deadline(at.max(self.judge_after)))
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
-                fired = self.alarm.wait() => {
-                    if let Err(error) = fired {
-                        warn!(%error, "detection timer failed: detection stops");
-                        return;
-                    }
+                _ = tick.tick() => {
                     if reports.is_closed() {
                         return;
                     }
                     self.woke();
-                    if clock::now() >= self.next_send {
-                        self.send_all();
-                    }
-                    let now = self.catch_up(false);
-                    self.judge(now);
+                    self.send_all();
+                    self.catch_up();
+                    self.judge();
                 }
                 Some(reply) = status.recv() => {
                     self.woke();
-                    let now = self.catch_up(true);
-                    self.judge(now);
+                    self.catch_up();
+                    self.judge();
                     let _ = reply.send(self.status());
                 }
                 Some(CarrierChange { link, up }) = carrier_changes.recv() => {
-                    self.catch_up(true);
+                    self.catch_up();
                     if let Some(id) = u8::try_from(link).ok().and_then(LinkId::new) {
                         let _ = self.detector.handle_carrier(clock::now(), id, up);
                     }
@@ -333,6 +307,11 @@ impl Detection {
                     }
                     self.woke();
                     self.read_kernel();
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    self.woke();
+                    self.catch_up();
+                    self.judge();
                 }
             }
             let events = std::iter::from_fn(|| self.detector.poll_event()).map(ReportBody::Event);
@@ -371,25 +350,7 @@ impl Detection {
         DetectionStatus { peer, links }
     }
 
-    /// When the loop must wake next: the next tick, or the detector's deadline when that
-    /// comes first (not before silence may be judged again, see [`Detection::woke`]).
-    fn next_wake(&self) -> Instant {
-        self.detector
-            .poll_timeout()
-            .map(|at| at.max(self.judge_after))
-            .map_or(self.next_send, |at| at.min(self.next_send))
-    }
-
-    /// Sends a heartbeat on every link, and an echo request on every link whose
-    /// heartbeats are late; schedules the next tick on the interval's grid (ticks missed
-    /// during a stall are skipped, not sent in a burst: they would carry nothing new).
     fn send_all(&mut self) {
-        let now = clock::now();
-        let interval = self.config.heartbeat.interval;
-        let behind = nanos(now.saturating_duration_since(self.next_send)) / nanos(interval).max(1);
-        self.next_send = self
-            .next_send
-            .saturating_add(interval.saturating_mul(u32::try_from(behind + 1).unwrap_or(u32::MAX)));
         self.seq += 1;
         let advert = *self.advert.borrow();
         let heartbeat = Heartbeat {
@@ -403,14 +364,14 @@ impl Detection {
             hears: self.detector.hearing(),
         };
         let datagram = wire::encode(&heartbeat, &self.key);
-        let request = echo::request(self.config.node_id, self.seq, now.as_nanos());
-        for (slot, (socket, link)) in self.sockets.iter().zip(&self.config.links).enumerate() {
+        let request = echo::request(self.config.node_id, self.seq, clock::monotonic_ns());
+        for (socket, link) in self.sockets.iter().zip(&self.config.links) {
             if let Err(error) = socket.send_heartbeat(&datagram) {
                 debug!(link = %link.name, %error, "heartbeat not sent");
             }
-            let echo = self.kernel.is_some()
-                && link_id(slot).is_some_and(|id| self.detector.echo_wanted(id, now));
-            if echo && let Err(error) = socket.send_echo(&request) {
+            if self.kernel.is_some()
+                && let Err(error) = socket.send_echo(&request)
+            {
                 debug!(link = %link.name, %error, "echo request not sent");
             }
         }
@@ -430,44 +391,25 @@ impl Detection {
         self.last_wake = now;
     }
 
-    /// Judges silence at `now` (from [`Detection::catch_up`]), unless right after a
-    /// stall of this thread.
-    fn judge(&mut self, now: Instant) {
+    /// Judges silence now, unless right after a stall of this thread.
+    fn judge(&mut self) {
+        let now = clock::now();
         if now >= self.judge_after {
             self.detector.handle_timeout(now);
         }
     }
 
-    /// Feeds all evidence that arrived up to now, before silence is judged, and returns
-    /// that now: every heartbeat queued on the sockets, with its kernel receive time, and
-    /// what the kernel counted, if that can decide anything (see [`Detection::kernel_wanted`])
-    /// or `force_kernel`.
-    fn catch_up(&mut self, force_kernel: bool) -> Instant {
+    /// Feeds all evidence that arrived up to now, before silence is judged: every
+    /// heartbeat queued on the sockets, with its kernel receive time, and what the
+    /// kernel counted.
+    fn catch_up(&mut self) {
         let mut buf = [0u8; 2048];
         for link in 0..self.sockets.len() {
             while let Ok(received) = self.sockets[link].recv_heartbeat_now(&mut buf) {
                 self.verify(link, &buf[..received.len], received.at_ns);
             }
         }
-        let now = clock::now();
-        if self.kernel.is_some() && (force_kernel || self.kernel_wanted(now)) {
-            self.read_kernel();
-            return clock::now();
-        }
-        now
-    }
-
-    /// Whether kernel evidence can change a decision from `now` until the next tick: a
-    /// detector deadline falls within an interval (silence is about to be judged), or a
-    /// link's heartbeats are late, so its echoes (and its kernel heartbeat and replication
-    /// stamps) are what keeps it alive. Otherwise every link has a fresh verified heartbeat
-    /// and a deadline beyond the next tick, and the counters can wait.
-    fn kernel_wanted(&self, now: Instant) -> bool {
-        let soon = now.saturating_add(self.config.heartbeat.interval);
-        self.detector.poll_timeout().is_some_and(|at| at <= soon)
-            || (0..self.sockets.len())
-                .filter_map(link_id)
-                .any(|id| self.detector.echo_wanted(id, now))
+        self.read_kernel();
     }
 
     /// Feeds every kernel timestamp that advanced since the last read.
@@ -546,10 +488,6 @@ impl Detection {
             (Ok(_), None) => {}
         }
     }
-}
-
-fn link_id(slot: usize) -> Option<LinkId> {
-    u8::try_from(slot).ok().and_then(LinkId::new)
 }
 
 async fn next_edge(edges: &mut Option<EdgeEvents>) -> std::io::Result<()> {

@@ -141,17 +141,6 @@ impl StreamEstimator {
         self.last_seq = Some(seq);
     }
 
-    /// The same loss and jitter estimates with no arrival yet: for another stream on the
-    /// same link that starts (or resumes after a pause of its sender) now, so it begins
-    /// with what the link is known to do instead of knowing nothing.
-    pub fn carried_over(&self) -> Self {
-        Self {
-            last: None,
-            last_seq: None,
-            ..self.clone()
-        }
-    }
-
     /// Whether loss is counted from sequence numbers (see
     /// [`StreamEstimator::observe_sequenced`]).
     pub fn is_sequenced(&self) -> bool {

@@ -178,16 +178,6 @@ impl Link {
             .max_by_key(|heartbeat| heartbeat.at)
     }
 
-    /// Whether an echo request on this link would tell anything at `now`: only when
-    /// the newest verified heartbeat is older than [`echo_after`] (or none came).
-    /// While heartbeats arrive they already show that the peer's daemon lives and the
-    /// link carries its packets; echoes matter when they stop, to tell "daemon down"
-    /// (its kernel still answers) from "lost".
-    pub(crate) fn echo_wanted(&self, now: Instant, config: &DetectorConfig) -> bool {
-        self.verified
-            .is_none_or(|at| now.saturating_duration_since(at) > echo_after(config))
-    }
-
     /// Feeds the loss estimate with heartbeat number `seq`, received at `at` (a verified
     /// heartbeat, recorded as evidence by [`Link::record`] too). From the first one on,
     /// heartbeat loss is counted from sequence gaps, which a late or batched read cannot
@@ -224,23 +214,7 @@ impl Link {
                     self.heartbeats.observe(at, config.interval, max_lost);
                 }
             }
-            EvidenceKind::Echo => {
-                // Echo requests are sent only while heartbeats are late
-                // ([`Link::echo_wanted`]): a verified heartbeat since the previous echo (or
-                // no echo before) means the gap was our pause, not loss. The stream
-                // resumes with the heartbeats' estimates of this link: starting from
-                // nothing, its wide loss bound would lengthen the dead time at once and
-                // make the last heartbeat fresh again (a false "alive" after "daemon
-                // down").
-                let paused = self
-                    .echoes
-                    .last_arrival()
-                    .is_none_or(|echo| self.verified.is_some_and(|verified| verified > echo));
-                if paused && self.heartbeats.has_samples() {
-                    self.echoes = self.heartbeats.carried_over();
-                }
-                self.echoes.observe(at, config.interval, max_lost);
-            }
+            EvidenceKind::Echo => self.echoes.observe(at, config.interval, max_lost),
             EvidenceKind::Replication => {}
         }
         self.dead_after = self.estimate_dead_after(config);
@@ -457,17 +431,6 @@ impl Link {
     }
 }
 
-/// How old the newest verified heartbeat must be before echoes are requested:
-/// 1.5 intervals (a heartbeat more than half an interval late), but never so late that
-/// the first reply could miss the dead time. Requests go out on the sender's ticks, up to
-/// one interval after this age, so the first reply comes by `echo_after + T` plus a round
-/// trip, at the latest `dead_after_min − T/2` plus a round trip: before the link could be
-/// judged silent.
-pub(crate) fn echo_after(config: &DetectorConfig) -> Duration {
-    let half = config.interval / 2;
-    (config.interval + half).min(config.dead_after_min.saturating_sub(config.interval + half))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,69 +631,5 @@ mod tests {
             &config,
         );
         assert!(link.fresh_heartbeat().is_some());
-    }
-
-    fn echo(at: Instant) -> Evidence {
-        Evidence {
-            link: LINK,
-            kind: EvidenceKind::Echo,
-            at,
-        }
-    }
-
-    #[test]
-    fn echoes_are_wanted_only_while_heartbeats_are_late() {
-        let config = config();
-        let mut link = Link::new(LINK, ms(0), &config);
-        assert!(link.echo_wanted(ms(0), &config), "no heartbeat yet");
-        feed(&mut link, [5]);
-        assert!(!link.echo_wanted(ms(12), &config), "1.4 intervals");
-        assert!(link.echo_wanted(ms(13), &config), "1.6 intervals");
-        assert_eq!(echo_after(&config), Duration::from_micros(7_500));
-        let tight = DetectorConfig {
-            dead_after_min: config.interval * 2,
-            ..config
-        };
-        assert_eq!(
-            echo_after(&tight),
-            Duration::from_micros(2_500),
-            "the first reply comes before dead_after_min − T/2"
-        );
-    }
-
-    /// Echoes requested again after heartbeats came in between resume from the link's
-    /// heartbeat estimates: the pause was ours, not loss, and must not lengthen the dead
-    /// time.
-    #[test]
-    fn a_pause_in_echoes_spanning_heartbeats_is_not_loss() {
-        let config = config();
-        let mut link = Link::new(LINK, ms(0), &config);
-        for t in (1..=2_000).map(|i| i * 5) {
-            link.record(echo(ms(t)), ms(t), &config);
-        }
-        feed(&mut link, (2_001..=3_000).map(|i| i * 5));
-        let resumed = (3_004..=3_010).map(|i| ms(i * 5));
-        let mut expected = link.heartbeats.carried_over();
-        for at in resumed.clone() {
-            link.record(echo(at), at, &config);
-            expected.observe(at, config.interval, 100);
-        }
-        assert_eq!(
-            link.echoes, expected,
-            "the stream resumed from the heartbeats' estimates, the pause not counted"
-        );
-
-        let mut continued = Link::new(LINK, ms(0), &config);
-        for t in (1..=2_000).map(|i| i * 5) {
-            continued.record(echo(ms(t)), ms(t), &config);
-        }
-        let clean = continued.echoes.loss_bound();
-        for at in resumed {
-            continued.record(echo(at), at, &config);
-        }
-        assert!(
-            continued.echoes.loss_bound() > clean,
-            "without heartbeats in between the same gap is loss"
-        );
     }
 }

@@ -59,9 +59,6 @@ pub struct LinkSocket {
     echo: UdpSocket,
     peer_heartbeat: SocketAddr,
     peer_echo: SocketAddr,
-    /// Control-message buffer of [`LinkSocket::recv_heartbeat_now`], kept so that
-    /// receiving allocates nothing.
-    cmsg: Vec<u8>,
 }
 
 impl LinkSocket {
@@ -74,7 +71,6 @@ impl LinkSocket {
             echo,
             peer_heartbeat: SocketAddr::new(link.peer, link.heartbeat_port),
             peer_echo: SocketAddr::new(link.peer, link.echo_port),
-            cmsg: nix::cmsg_space!(nix::sys::time::TimeSpec),
         })
     }
 
@@ -93,12 +89,13 @@ impl LinkSocket {
 
     /// Receives a heartbeat datagram that is already queued, without waiting: fails
     /// with `WouldBlock` when none is.
-    pub fn recv_heartbeat_now(&mut self, buf: &mut [u8]) -> io::Result<Received> {
+    pub fn recv_heartbeat_now(&self, buf: &mut [u8]) -> io::Result<Received> {
+        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
         let mut iov = [IoSliceMut::new(buf)];
         let msg = recvmsg::<SockaddrStorage>(
             self.heartbeat.as_raw_fd(),
             &mut iov,
-            Some(&mut self.cmsg),
+            Some(&mut cmsg),
             MsgFlags::MSG_DONTWAIT,
         )
         .map_err(io::Error::from)?;

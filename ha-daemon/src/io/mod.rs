@@ -1,6 +1,5 @@
 //! Thin I/O drivers: the only modules that make syscalls or read clocks.
 
-pub mod alarm;
 pub mod announce;
 pub mod bpf_pins;
 pub mod carrier;

@@ -3,9 +3,8 @@
 //!
 //! For each interval: two namespaces joined by two veth links, a daemon in each, both
 //! seeing the other alive. First A's daemon is sampled over a quiet window (CPU time from
-//! `/proc/PID/stat`, RSS from `/proc/PID/status`), then, when `perf` is installed,
-//! profiled for a few seconds to tell how much of its CPU is the peer's receive path
-//! (see [`softirq_share`]); both windows are also clean history for the detector. Then, `HA_BENCH_CUTS` times (default 50): both of B's link interfaces
+//! `/proc/PID/stat`, RSS from `/proc/PID/status`); that window is also clean history for
+//! the detector. Then, `HA_BENCH_CUTS` times (default 50): both of B's link interfaces
 //! are set down by one `ip -n B -batch -` call, A's `peer_lost` line is awaited, the links
 //! are restored, A's `peer_alive` is awaited, and the links stay clean for a warm-up (see
 //! [`warm_up`]) before the next cut.
@@ -23,8 +22,6 @@
 //!
 //! Every wait has a timeout; a sample that times out is counted as missing and the run
 //! goes on. Nothing here passes or fails: the tables state whether the goals are met.
-//!
-//! `HA_BENCH_INTERVALS` (e.g. `5` or `1,10`) measures other intervals than 1, 5 and 10 ms.
 
 use std::{
     io::Write as _,
@@ -42,10 +39,8 @@ use ha_tests::{
 use nix::unistd::{Pid, SysconfVar, sysconf};
 use serde_json::Value;
 
-/// Heartbeat intervals measured by default, in ms.
+/// Heartbeat intervals measured, in ms.
 const INTERVALS_MS: [u64; 3] = [1, 5, 10];
-/// Environment variable with the intervals to measure instead (ms, comma-separated).
-const INTERVALS_VAR: &str = "HA_BENCH_INTERVALS";
 /// The daemon's default interval, where the CPU goal applies.
 const DEFAULT_INTERVAL_MS: u64 = 5;
 /// Links between the nodes; every cut cuts all of them.
@@ -104,24 +99,8 @@ fn run() -> Result<(), String> {
         other => return Err(format!("sysconf(CLK_TCK): {other:?}")),
     };
 
-    let intervals = match std::env::var(INTERVALS_VAR) {
-        Ok(text) => text
-            .split(',')
-            .map(|ms| {
-                ms.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|ms| (1..=1000).contains(ms))
-            })
-            .collect::<Option<Vec<_>>>()
-            .filter(|intervals| !intervals.is_empty())
-            .ok_or_else(|| {
-                format!("{INTERVALS_VAR}={text}: expected intervals in ms (1..=1000), e.g. 1,5,10")
-            })?,
-        Err(_) => INTERVALS_MS.to_vec(),
-    };
     let mut results = Vec::new();
-    for interval_ms in intervals {
+    for interval_ms in INTERVALS_MS {
         results.push(measure(interval_ms, cuts, ticks_per_second)?);
     }
     report(cuts, &results);
@@ -136,9 +115,8 @@ fn run() -> Result<(), String> {
 /// keeps the dead time above `dead_after_min` after the first cut. Measured on the 2-vCPU
 /// build VM (dead time in the `link_down` events, 8 cuts each): at 1 ms, 1 s of warm-up
 /// left 5.8..8.7 ms (median 7.7), 3 s left 5.7..7.7 ms (median 6.7); at 5 ms, 1.5 s, 3 s
-/// and 10 s all left 21.9..22.1 ms (4 intervals + 2 ms of jitter allowance, when the
-/// senders still ticked on tokio's millisecond timers; since they tick on a timerfd the
-/// allowance is what the VM's stalls leave); at 10 ms, 3 s and 8 s both left 42 ms
+/// and 10 s all left 21.9..22.1 ms (4 intervals + 2 ms: the senders' timer jitter alone
+/// keeps it there, even before the first cut); at 10 ms, 3 s and 8 s both left 42 ms
 /// after the first cut (32 ms, the minimum, before it). Longer warm-ups buy nothing
 /// measurable, so these are the shortest that do as well as the longest tried. The time
 /// before `peer_alive` (up to 2 s once dampening has grown `rise`) is clean history too.
@@ -185,14 +163,7 @@ struct Cost {
     cpu_percent: f64,
     cpu_ticks: u64,
     rss_kib: u64,
-    /// Share of A's CPU samples in network softirq work (see [`softirq_share`]); `None`
-    /// without `perf`.
-    softirq_share: Option<f64>,
 }
-
-/// How long `perf` samples A, after the CPU window (not during it: sampling costs the
-/// sampled process a little).
-const PERF_WINDOW: Duration = Duration::from_secs(5);
 
 fn measure(interval_ms: u64, cuts: usize, ticks_per_second: f64) -> Result<IntervalResult, String> {
     eprintln!("bench-detection: {interval_ms} ms: starting two daemons, {LINKS} links");
@@ -222,8 +193,7 @@ fn measure(interval_ms: u64, cuts: usize, ticks_per_second: f64) -> Result<Inter
         "bench-detection: {interval_ms} ms: sampling A's CPU time over {} s",
         CPU_WINDOW.as_secs()
     );
-    let mut cost = sample_cost(a.pid(), ticks_per_second)?;
-    cost.softirq_share = softirq_share(a.pid(), &dir);
+    let cost = sample_cost(a.pid(), ticks_per_second)?;
 
     let mut result = IntervalResult {
         interval_ms,
@@ -302,20 +272,13 @@ fn measure(interval_ms: u64, cuts: usize, ticks_per_second: f64) -> Result<Inter
         }
     }
     a.collect_for(DRAIN);
-    let false_alarms: Vec<&Value> = a
+    result.false_alarms = a
         .seen()
         .iter()
         .filter(|line| is("peer_lost")(line) || is("peer_daemon_down")(line))
-        .filter(|line| {
-            let at = at_ns(line);
-            at >= healthy_from && !outages.iter().any(|outage| outage.contains(&at))
-        })
-        .collect();
-    for line in &false_alarms {
-        let after_s = (at_ns(line) - healthy_from) as f64 / 1e9;
-        eprintln!("bench-detection: {interval_ms} ms: false alarm {after_s:.1} s in: {line}");
-    }
-    result.false_alarms = false_alarms.len();
+        .map(at_ns)
+        .filter(|at| *at >= healthy_from && !outages.iter().any(|outage| outage.contains(at)))
+        .count();
     Ok(result)
 }
 
@@ -366,54 +329,7 @@ fn sample_cost(pid: Pid, ticks_per_second: f64) -> Result<Cost, String> {
         cpu_percent: ticks as f64 / ticks_per_second / elapsed.as_secs_f64() * 100.0,
         cpu_ticks: ticks,
         rss_kib: rss_kib(pid)?,
-        softirq_share: None,
     })
-}
-
-/// The share (0..1) of `pid`'s CPU samples (`perf record -g` over [`PERF_WINDOW`]) spent
-/// in network softirq work (`net_rx_action` and below). On veth a send runs the
-/// receiver's whole receive path (its XDP program, IP, UDP, and for an echo the
-/// reflection and our XDP on the way back) in the sender's context, so this is mostly
-/// the peer's cost charged to us; with real NICs it runs in interrupt context, charged
-/// to no process. `None` (and a note) when `perf` is missing or fails.
-fn softirq_share(pid: Pid, dir: &TempDir) -> Option<f64> {
-    let data = dir.path().join(format!("perf-{pid}.data"));
-    let window = PERF_WINDOW.as_secs().to_string();
-    let pid_arg = pid.to_string();
-    let recorded = Command::new("perf")
-        .args(["record", "-q", "-F", "999", "-g", "-p", &pid_arg, "-o"])
-        .arg(&data)
-        .args(["--", "sleep", &window])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !recorded {
-        eprintln!("bench-detection: no `perf` (linux-perf): softirq share not measured");
-        return None;
-    }
-    let report = Command::new("perf")
-        .args([
-            "report",
-            "--children",
-            "--sort",
-            "sym",
-            "-g",
-            "none",
-            "--stdio",
-            "-i",
-        ])
-        .arg(&data)
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    let _ = std::fs::remove_file(&data);
-    String::from_utf8_lossy(&report.stdout)
-        .lines()
-        .find(|line| line.trim_end().ends_with("[k] net_rx_action"))
-        .and_then(|line| line.split_whitespace().next())
-        .and_then(|children| children.trim_end_matches('%').parse::<f64>().ok())
-        .map(|percent| percent / 100.0)
 }
 
 /// utime + stime of the whole process, in clock ticks (`/proc/PID/stat` fields 14, 15).
@@ -604,17 +520,13 @@ fn report(cuts: usize, results: &[IntervalResult]) {
         CPU_WINDOW.as_secs()
     );
     println!();
-    println!(
-        "| interval | CPU % of one core | clock ticks | RSS MiB | goal | softirq share \
-         | CPU % without it |"
-    );
-    println!("|---:|---:|---:|---:|---|---:|---:|");
+    println!("| interval | CPU % of one core | clock ticks | RSS MiB | goal |");
+    println!("|---:|---:|---:|---:|---|");
     for result in results {
         let Cost {
             cpu_percent,
             cpu_ticks,
             rss_kib,
-            softirq_share,
         } = result.cost;
         let goal = if result.interval_ms != DEFAULT_INTERVAL_MS {
             "none at this interval"
@@ -623,29 +535,12 @@ fn report(cuts: usize, results: &[IntervalResult]) {
         } else {
             "not met"
         };
-        let (share, without) = softirq_share.map_or_else(
-            || ("-".to_owned(), "-".to_owned()),
-            |share| {
-                (
-                    format!("{:.0}%", share * 100.0),
-                    format!("{:.1}", cpu_percent * (1.0 - share)),
-                )
-            },
-        );
         println!(
-            "| {} ms | {cpu_percent:.1} | {cpu_ticks} | {:.1} | {goal} | {share} | {without} |",
+            "| {} ms | {cpu_percent:.1} | {cpu_ticks} | {:.1} | {goal} |",
             result.interval_ms,
             rss_kib as f64 / 1024.0,
         );
     }
-    println!();
-    println!(
-        "(softirq share: of A's CPU samples (`perf record -g`, {} s after the CPU window), \
-         those in network softirq work, `net_rx_action`: on veth a send runs the peer's \
-         receive path and XDP program in the sender's context, which real NICs run in \
-         interrupt context, charged to no process)",
-        PERF_WINDOW.as_secs()
-    );
     let missing: usize = results.iter().map(|r| r.missing).sum();
     let total: usize = results.iter().map(|r| r.cuts).sum();
     println!();
