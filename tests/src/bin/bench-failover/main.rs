@@ -1,0 +1,302 @@
+//! `cargo xtask bench`, last part: our daemon side by side with keepalived and ucarp in
+//! the lab's topology, each managing only the VIP (see [`systems`]).
+//!
+//! ```text
+//! bench-failover [--runs N] [--flap-s S] [--starve-s S] [--only ID,...] [--no-weather]
+//!                [--no-full-group]
+//! ```
+//!
+//! For every setting (ours at heartbeat 5 and 1 ms, fenced and not; keepalived and ucarp
+//! at their defaults and most aggressive): `--runs` node crashes and `--runs` lan0 cuts
+//! of the holder, each timed by the client (and by our daemon's `peer_lost`); then
+//! random loss on the heartbeat path at 10, 30 and 50 % for `--flap-s` each and busy
+//! loops on every core for `--starve-s`, counting takeovers. Then one crash of our full
+//! group. Writes `target/bench/failover.{md,json,svg}` and prints the markdown.
+//!
+//! Nothing here passes or fails on the numbers: the report states which goals are met.
+//! Ctrl-C or SIGTERM stop it; everything it made is removed.
+
+mod measure;
+mod report;
+mod systems;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use clap::Parser;
+use ha_tests::Need;
+use ha_tests::lab;
+use nix::sys::signal::{SigSet, Signal};
+
+use report::{FaultRuns, Report, SettingResult};
+use systems::{Cluster, Fault, Setting};
+
+#[derive(Parser)]
+#[command(
+    name = "bench-failover",
+    about = "Failover, flapping and starvation: ours vs keepalived vs ucarp"
+)]
+struct Cli {
+    /// Failover runs per setting and fault.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+    runs: u32,
+    /// Each loss stretch (10, 30, 50 %), in seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    flap_s: u64,
+    /// The starvation stretch, in seconds.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    starve_s: u64,
+    /// Only these settings (ids: ours-5-fence, ours-5, ours-1-fence, ours-1,
+    /// keepalived-default, keepalived-fast, ucarp-default, ucarp-fast).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Skip the flapping and starvation stretches.
+    #[arg(long)]
+    no_weather: bool,
+    /// Skip the crash of our full group.
+    #[arg(long)]
+    no_full_group: bool,
+}
+
+/// Loss levels of the flapping part, %.
+const LOSS_PERCENT: [u32; 3] = [10, 30, 50];
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let known: Vec<&str> = systems::settings().iter().map(|s| s.id).collect();
+    if let Some(unknown) = cli.only.iter().find(|id| !known.contains(&id.as_str())) {
+        eprintln!("bench-failover: unknown setting `{unknown}`; known: {known:?}");
+        return ExitCode::FAILURE;
+    }
+    let mut needs = vec![Need::Root, Need::EbpfObject, Need::DaemonBinary];
+    needs.extend(
+        [
+            "nsenter",
+            "fusermount3",
+            "mkfs.ext4",
+            "lxc-create",
+            "nft",
+            "keepalived",
+            "ucarp",
+            "arping",
+        ]
+        .map(Need::Program),
+    );
+    if !ha_tests::require("bench-failover", &needs) {
+        return ExitCode::FAILURE;
+    }
+    let signals = SigSet::from_iter([Signal::SIGINT, Signal::SIGTERM]);
+    if let Err(e) = signals.thread_block() {
+        eprintln!("bench-failover: blocking signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    std::thread::spawn(move || {
+        if let Ok(signal) = signals.wait() {
+            eprintln!("bench-failover: {signal}: stopping and cleaning up");
+            lab::interrupt();
+        }
+    });
+    let outcome = std::panic::catch_unwind(|| run(&cli));
+    let _ = std::io::stdout().flush();
+    match outcome {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(message)) => {
+            eprintln!("bench-failover: error: {message}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("bench-failover: stopped (see above); everything it made is removed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), String> {
+    let settings: Vec<Setting> = systems::settings()
+        .into_iter()
+        .filter(|s| cli.only.is_empty() || cli.only.iter().any(|id| id == s.id))
+        .collect();
+    let mut results = Vec::new();
+    for setting in &settings {
+        eprintln!("bench-failover: {} {}", setting.system_name, setting.label);
+        results.push(measure_setting(setting, cli));
+    }
+    let full_group = (!cli.no_full_group).then(|| {
+        eprintln!("bench-failover: our full group, one crash");
+        measure::full_group()
+    });
+    let report = Report {
+        date: output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        machine: machine(),
+        runs: cli.runs as usize,
+        flap_s: cli.flap_s,
+        starve_s: cli.starve_s,
+        settings: results,
+        full_group,
+    };
+    write_outputs(&report)
+}
+
+/// Everything for one setting, on one lab (rebuilt when a run leaves it unusable).
+fn measure_setting(setting: &Setting, cli: &Cli) -> SettingResult {
+    let mut result = SettingResult {
+        id: setting.id.to_owned(),
+        system_name: setting.system_name.to_owned(),
+        label: setting.label.to_owned(),
+        system: setting.system,
+        configs: Vec::new(),
+        failover: Vec::new(),
+        flapping: Vec::new(),
+        starvation: None,
+        errors: Vec::new(),
+    };
+    let mut cluster = match started(setting) {
+        Ok(started) => started,
+        Err(error) => {
+            result.errors.push(error);
+            return result;
+        }
+    };
+    result.configs = cluster.0.configs.clone();
+    for fault in [Fault::Crash, Fault::LanCut] {
+        let mut runs = FaultRuns {
+            fault,
+            runs: cli.runs as usize,
+            failovers: Vec::new(),
+            failures: Vec::new(),
+        };
+        for round in 1..=cli.runs {
+            let (ref mut on, holder) = cluster;
+            match measure::failover(on, holder, fault) {
+                Ok(failover) => {
+                    eprintln!(
+                        "bench-failover:   {} {round}/{}: outage {:.1} ms, detection {}",
+                        fault.describe(),
+                        cli.runs,
+                        failover.outage_ms,
+                        failover
+                            .detection_ms
+                            .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms"))
+                    );
+                    runs.failovers.push(failover);
+                }
+                Err(error) => {
+                    eprintln!(
+                        "bench-failover:   {} {round}/{}: {error}",
+                        fault.describe(),
+                        cli.runs
+                    );
+                    runs.failures.push(error);
+                }
+            }
+            cluster = match restored(cluster, setting, fault) {
+                Ok(next) => next,
+                Err(error) => {
+                    result.errors.push(error);
+                    result.failover.push(runs);
+                    return result;
+                }
+            };
+        }
+        result.failover.push(runs);
+    }
+    if setting.weather && !cli.no_weather {
+        let (ref mut on, _) = cluster;
+        for percent in LOSS_PERCENT {
+            eprintln!("bench-failover:   {percent} % loss for {} s", cli.flap_s);
+            match measure::flapping(on, percent, Duration::from_secs(cli.flap_s)) {
+                Ok(weather) => result.flapping.push(weather),
+                Err(error) => result.errors.push(format!("{percent} % loss: {error}")),
+            }
+        }
+        eprintln!(
+            "bench-failover:   busy loops on every core for {} s",
+            cli.starve_s
+        );
+        match measure::starvation(on, Duration::from_secs(cli.starve_s)) {
+            Ok(weather) => result.starvation = Some(weather),
+            Err(error) => result.errors.push(format!("starvation: {error}")),
+        }
+    }
+    result
+}
+
+/// A fresh lab running `setting`, and its holder.
+fn started(setting: &Setting) -> Result<(Cluster, usize), String> {
+    let mut cluster = Cluster::new(setting.system)?;
+    let holder = cluster.start_both()?;
+    Ok((cluster, holder))
+}
+
+/// The faulted node brought back; a fresh lab when that fails.
+fn restored(
+    (mut cluster, holder): (Cluster, usize),
+    setting: &Setting,
+    fault: Fault,
+) -> Result<(Cluster, usize), String> {
+    match cluster.restore(holder, fault) {
+        Ok(next) => Ok((cluster, next)),
+        Err(error) => {
+            eprintln!("bench-failover:   restore failed ({error}): a fresh lab");
+            drop(cluster);
+            started(setting)
+        }
+    }
+}
+
+/// Writes `target/bench/failover.{md,json,svg}` and prints the markdown.
+fn write_outputs(report: &Report) -> Result<(), String> {
+    let dir = bench_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let markdown = report::markdown(report);
+    let json = serde_json::to_string_pretty(report).map_err(|e| format!("JSON: {e}"))?;
+    for (name, text) in [
+        ("failover.md", markdown.as_str()),
+        ("failover.json", json.as_str()),
+        ("failover.svg", report::svg(report).as_str()),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
+        eprintln!("bench-failover: wrote {}", path.display());
+    }
+    println!("{markdown}");
+    Ok(())
+}
+
+/// `target/bench` of the build this binary belongs to.
+fn bench_dir() -> PathBuf {
+    let profile = ha_tests::sibling_binary("bench-failover");
+    profile
+        .parent()
+        .and_then(|p| p.parent())
+        .map_or_else(|| PathBuf::from("target"), PathBuf::from)
+        .join("bench")
+}
+
+/// Kernel, CPU model and core count.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    format!(
+        "{} ({cpu}, {cores} cores)",
+        output("uname", &["-srm"]).trim()
+    )
+}
+
+/// A command's stdout (trimmed), or what went wrong.
+fn output(program: &str, args: &[&str]) -> String {
+    Command::new(program).args(args).output().map_or_else(
+        |e| format!("({program}: {e})"),
+        |out| String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+    )
+}
