@@ -23,6 +23,7 @@ mod systems;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
@@ -60,6 +61,9 @@ struct Cli {
     no_full_group: bool,
 }
 
+/// Set when the operator interrupts: a panic then ends the whole benchmark.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 /// Loss levels of the flapping part, %.
 const LOSS_PERCENT: [u32; 3] = [10, 30, 50];
 
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
     std::thread::spawn(move || {
         if let Ok(signal) = signals.wait() {
             eprintln!("bench-failover: {signal}: stopping and cleaning up");
+            INTERRUPTED.store(true, Ordering::Relaxed);
             lab::interrupt();
         }
     });
@@ -139,7 +144,9 @@ fn run(cli: &Cli) -> Result<(), String> {
     write_outputs(&report)
 }
 
-/// Everything for one setting, on one lab (rebuilt when a run leaves it unusable).
+/// Everything for one setting, on one lab (rebuilt when a run leaves it unusable). A
+/// panic (a lab step that failed) ends the setting, not the benchmark, unless the
+/// operator interrupted.
 fn measure_setting(setting: &Setting, cli: &Cli) -> SettingResult {
     let mut result = SettingResult {
         id: setting.id.to_owned(),
@@ -152,14 +159,32 @@ fn measure_setting(setting: &Setting, cli: &Cli) -> SettingResult {
         starvation: None,
         errors: Vec::new(),
     };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        measure_into(&mut result, setting, cli);
+    }));
+    if let Err(panic) = outcome {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            std::panic::resume_unwind(panic);
+        }
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "a lab step panicked".to_owned());
+        result.errors.push(format!("stopped: {message}"));
+    }
+    result
+}
+
+fn measure_into(result: &mut SettingResult, setting: &Setting, cli: &Cli) {
     let mut cluster = match started(setting) {
-        Ok(started) => started,
+        Ok(cluster) => cluster,
         Err(error) => {
             result.errors.push(error);
-            return result;
+            return;
         }
     };
-    result.configs = cluster.0.configs.clone();
+    result.configs.clone_from(&cluster.configs);
     for fault in [Fault::Crash, Fault::LanCut] {
         let mut runs = FaultRuns {
             fault,
@@ -168,8 +193,7 @@ fn measure_setting(setting: &Setting, cli: &Cli) -> SettingResult {
             failures: Vec::new(),
         };
         for round in 1..=cli.runs {
-            let (ref mut on, holder) = cluster;
-            match measure::failover(on, holder, fault) {
+            match measure::failover(&mut cluster, fault) {
                 Ok(failover) => {
                     eprintln!(
                         "bench-failover:   {} {round}/{}: outage {:.1} ms, detection {}",
@@ -191,22 +215,26 @@ fn measure_setting(setting: &Setting, cli: &Cli) -> SettingResult {
                     runs.failures.push(error);
                 }
             }
-            cluster = match restored(cluster, setting, fault) {
-                Ok(next) => next,
-                Err(error) => {
-                    result.errors.push(error);
-                    result.failover.push(runs);
-                    return result;
-                }
-            };
+            if let Err(error) = cluster.heal() {
+                eprintln!("bench-failover:   healing failed ({error}): a fresh lab");
+                result.errors.push(format!("healing: {error}"));
+                drop(cluster);
+                cluster = match started(setting) {
+                    Ok(cluster) => cluster,
+                    Err(error) => {
+                        result.errors.push(error);
+                        result.failover.push(runs);
+                        return;
+                    }
+                };
+            }
         }
         result.failover.push(runs);
     }
     if setting.weather && !cli.no_weather {
-        let (ref mut on, _) = cluster;
         for percent in LOSS_PERCENT {
             eprintln!("bench-failover:   {percent} % loss for {} s", cli.flap_s);
-            match measure::flapping(on, percent, Duration::from_secs(cli.flap_s)) {
+            match measure::flapping(&mut cluster, percent, Duration::from_secs(cli.flap_s)) {
                 Ok(weather) => result.flapping.push(weather),
                 Err(error) => result.errors.push(format!("{percent} % loss: {error}")),
             }
@@ -215,35 +243,18 @@ fn measure_setting(setting: &Setting, cli: &Cli) -> SettingResult {
             "bench-failover:   busy loops on every core for {} s",
             cli.starve_s
         );
-        match measure::starvation(on, Duration::from_secs(cli.starve_s)) {
+        match measure::starvation(&mut cluster, Duration::from_secs(cli.starve_s)) {
             Ok(weather) => result.starvation = Some(weather),
             Err(error) => result.errors.push(format!("starvation: {error}")),
         }
     }
-    result
 }
 
-/// A fresh lab running `setting`, and its holder.
-fn started(setting: &Setting) -> Result<(Cluster, usize), String> {
+/// A fresh lab running `setting`.
+fn started(setting: &Setting) -> Result<Cluster, String> {
     let mut cluster = Cluster::new(setting.system)?;
-    let holder = cluster.start_both()?;
-    Ok((cluster, holder))
-}
-
-/// The faulted node brought back; a fresh lab when that fails.
-fn restored(
-    (mut cluster, holder): (Cluster, usize),
-    setting: &Setting,
-    fault: Fault,
-) -> Result<(Cluster, usize), String> {
-    match cluster.restore(holder, fault) {
-        Ok(next) => Ok((cluster, next)),
-        Err(error) => {
-            eprintln!("bench-failover:   restore failed ({error}): a fresh lab");
-            drop(cluster);
-            started(setting)
-        }
-    }
+    cluster.start_both()?;
+    Ok(cluster)
 }
 
 /// Writes `target/bench/failover.{md,json,svg}` and prints the markdown.

@@ -26,15 +26,13 @@ pub(crate) struct Failover {
     pub(crate) detection_ms: Option<f64>,
 }
 
-/// Faults `holder` with `fault` and measures the client-observed outage.
-pub(crate) fn failover(
-    cluster: &mut Cluster,
-    holder: usize,
-    fault: Fault,
-) -> Result<Failover, String> {
+/// Lets the cluster settle, then faults the holder with `fault` and measures the
+/// client-observed outage.
+pub(crate) fn failover(cluster: &mut Cluster, fault: Fault) -> Result<Failover, String> {
+    lab::pause(settle(cluster.system));
+    let holder = cluster.single_holder(Duration::from_secs(30))?;
     let new = 1 - holder;
     let (old_mac, new_mac) = (cluster.lab.mac(holder), cluster.lab.mac(new));
-    lab::pause(settle(cluster.system));
     let prober = Prober::start(&cluster.lab.lan.client, VIP, PROBE_EVERY);
     lab::pause(Duration::from_secs(1));
     if !prober.answers_so_far().iter().any(|a| a.mac == old_mac) {

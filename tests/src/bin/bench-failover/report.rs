@@ -128,9 +128,10 @@ pub(crate) const NOTES: &[&str] = &[
      90 s).",
     "Outage: client-observed, from the last echo reply from the old holder to the first \
      from the new one, probing every 1 ms (answers attributed by source MAC).",
-    "Crash: the system SIGKILLed and both node interfaces down (for keepalived and ucarp \
-     the interfaces go down first, so no goodbye advert leaves). Link cut: the holder's \
-     lan0 down, everything else running.",
+    "Crash: both node interfaces down, then the system SIGKILLed (for every system: no \
+     goodbye advert leaves; time zero is just before the interfaces go down). Link cut: \
+     the holder's lan0 down, everything else running (our daemon still hears its peer \
+     on repl0: it moves the VIP when its vip monitor, every 500 ms, finds lan0 down).",
     "Flapping and starvation count VIP appearances on the nodes (`ip monitor address`): \
      each gain is a takeover. Loss is nftables random drop on the output hook of both \
      links of both nodes.",

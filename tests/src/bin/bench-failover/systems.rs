@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ha_tests::daemon::event_type;
-use ha_tests::lab::{self, LAN_V4, Lab, LabOptions, NODES, REPL_IF, VIP};
+use ha_tests::lab::{self, LAN_V4, Lab, LabOptions, NODES, VIP};
 use ha_tests::lan::Lan;
 use ha_tests::peers::{self, Keepalived, PeerProcess, Ucarp};
 use nix::sys::signal::Signal;
@@ -123,7 +123,7 @@ pub(crate) fn settings() -> Vec<Setting> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Fault {
-    /// The lab's crash: the system SIGKILLed, both interfaces down.
+    /// The lab's crash: both interfaces down, the system SIGKILLed.
     Crash,
     /// The holder's lan0 down (everything else running).
     LanCut,
@@ -155,6 +155,8 @@ pub(crate) struct Cluster {
     /// Which system.
     pub(crate) system: System,
     peers: [Option<PeerProcess>; 2],
+    /// Nodes faulted since the last [`Cluster::heal`].
+    faulted: [bool; 2],
     /// The exact configuration of each node: (what, text).
     pub(crate) configs: Vec<(String, String)>,
 }
@@ -226,6 +228,7 @@ impl Cluster {
             lab,
             system,
             peers: [None, None],
+            faulted: [false, false],
             configs,
         })
     }
@@ -351,33 +354,45 @@ impl Cluster {
 
     /// Applies `fault` to `node`.
     pub(crate) fn fault(&mut self, node: usize, fault: Fault) {
-        match (fault, self.system) {
-            (Fault::Crash, System::Ours { .. }) => self.lab.crash(node),
-            // Links first: a tool killed while its links are up could say goodbye
-            // (keepalived's VRRP child sends priority 0 when its parent dies).
-            (Fault::Crash, _) => {
+        self.faulted[node] = true;
+        match fault {
+            // The lab's crash, links first for every system: a tool killed while its
+            // links are up could say goodbye (keepalived's VRRP child sends priority 0
+            // when its parent dies), and a power cut stops both at once.
+            Fault::Crash => {
                 self.lab.set_links(node, false);
                 self.stop(node, Signal::SIGKILL);
             }
-            (Fault::LanCut, _) => self.lab.set_link(node, Lan::IF, false),
+            Fault::LanCut => self.lab.set_link(node, Lan::IF, false),
         }
     }
 
-    /// Brings `node` back after `fault`, as after a reboot (the system stopped, the VIP
-    /// gone, the links up, the system started again); the holder once steady.
-    pub(crate) fn restore(&mut self, node: usize, fault: Fault) -> Result<usize, String> {
-        if fault == Fault::LanCut {
+    /// Whether the system runs on `node`.
+    fn running(&mut self, node: usize) -> bool {
+        match self.system {
+            System::Ours { .. } => self.lab.daemon(node).is_some(),
+            _ => self.peers[node].as_mut().is_some_and(PeerProcess::running),
+        }
+    }
+
+    /// Brings back every node that was faulted or whose system does not run, as after a
+    /// reboot (the system stopped, the VIP gone, the links up, the system started
+    /// again); the holder once steady.
+    pub(crate) fn heal(&mut self) -> Result<usize, String> {
+        for node in 0..2 {
+            if !self.faulted[node] && self.running(node) {
+                continue;
+            }
             self.stop(node, Signal::SIGTERM);
+            let _ = Command::new("ip")
+                .args(["-n", self.lab.ns(node).name(), "addr", "del"])
+                .arg(format!("{VIP}/{}", Lan::PREFIX_V4))
+                .args(["dev", Lan::IF])
+                .output();
+            self.lab.set_links(node, true);
+            self.faulted[node] = false;
+            self.start(node)?;
         }
-        let _ = Command::new("ip")
-            .args(["-n", self.lab.ns(node).name(), "addr", "del"])
-            .arg(format!("{VIP}/{}", Lan::PREFIX_V4))
-            .args(["dev", Lan::IF])
-            .output();
-        for interface in [Lan::IF, REPL_IF] {
-            self.lab.set_link(node, interface, true);
-        }
-        self.start(node)?;
         self.single_holder(Duration::from_secs(60))
     }
 
