@@ -138,6 +138,10 @@ pub fn ucarp_down_script(prefix: u8) -> String {
     )
 }
 
+/// How long [`PeerProcess::stop`] waits for the tool to exit after the signal (ucarp
+/// ignores SIGTERM while it runs its down script).
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A peer tool's process (and whatever it forks: keepalived's VRRP child, ucarp's
 /// scripts), in a process group of its own. Dropping it kills the group (SIGKILL).
 pub struct PeerProcess {
@@ -179,7 +183,7 @@ impl PeerProcess {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Sends `signal` to the whole group, waits up to 5 s for the tool to exit, then
+    /// Sends `signal` to the whole group, waits up to [`STOP_WAIT`] for the tool to exit, then
     /// kills the group; reaps it either way.
     pub fn stop(mut self, signal: Signal) {
         self.end(signal);
@@ -190,12 +194,15 @@ impl PeerProcess {
             return;
         }
         let _ = killpg(self.group(), signal);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + STOP_WAIT;
         while self.running() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         if self.running() {
-            eprintln!("{}: still running 5 s after {signal}: SIGKILL", self.what);
+            eprintln!(
+                "{}: still running {STOP_WAIT:?} after {signal}: SIGKILL",
+                self.what
+            );
         }
         let _ = killpg(self.group(), Signal::SIGKILL);
         let _ = self.child.wait();

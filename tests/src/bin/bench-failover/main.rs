@@ -11,7 +11,8 @@
 //! of the holder, each timed by the client (and by our daemon's `peer_lost`); then
 //! random loss on the heartbeat path at 10, 30 and 50 % for `--flap-s` each and busy
 //! loops on every core for `--starve-s`, counting takeovers. Then one crash of our full
-//! group. Writes `target/bench/failover.{md,json,svg}` and prints the markdown.
+//! group. Writes `target/bench/failover.{md,json,svg}` after each setting (an interrupted
+//! run keeps what it measured) and prints the markdown at the end.
 //!
 //! Nothing here passes or fails on the numbers: the report states which goals are met.
 //! Ctrl-C or SIGTERM stop it; everything it made is removed.
@@ -123,25 +124,31 @@ fn run(cli: &Cli) -> Result<(), String> {
         .into_iter()
         .filter(|s| cli.only.is_empty() || cli.only.iter().any(|id| id == s.id))
         .collect();
-    let mut results = Vec::new();
-    for setting in &settings {
-        eprintln!("bench-failover: {} {}", setting.system_name, setting.label);
-        results.push(measure_setting(setting, cli));
-    }
-    let full_group = (!cli.no_full_group).then(|| {
-        eprintln!("bench-failover: our full group, one crash");
-        measure::full_group()
-    });
-    let report = Report {
+    let mut report = Report {
         date: output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         machine: machine(),
         runs: cli.runs as usize,
         flap_s: cli.flap_s,
         starve_s: cli.starve_s,
-        settings: results,
-        full_group,
+        settings: Vec::new(),
+        full_group: None,
     };
-    write_outputs(&report)
+    for setting in &settings {
+        eprintln!("bench-failover: {} {}", setting.system_name, setting.label);
+        report.settings.push(measure_setting(setting, cli));
+        // What is measured so far survives an interrupted run.
+        write_outputs(&report)?;
+    }
+    if !cli.no_full_group {
+        eprintln!("bench-failover: our full group, one crash");
+        report.full_group = Some(measure::full_group());
+        write_outputs(&report)?;
+    }
+    for name in OUTPUTS {
+        eprintln!("bench-failover: wrote {}", bench_dir().join(name).display());
+    }
+    println!("{}", report::markdown(&report));
+    Ok(())
 }
 
 /// Everything for one setting, on one lab (rebuilt when a run leaves it unusable). A
@@ -257,22 +264,19 @@ fn started(setting: &Setting) -> Result<Cluster, String> {
     Ok(cluster)
 }
 
-/// Writes `target/bench/failover.{md,json,svg}` and prints the markdown.
+/// The files written under `target/bench`.
+const OUTPUTS: [&str; 3] = ["failover.md", "failover.json", "failover.svg"];
+
+/// Writes `target/bench/failover.{md,json,svg}`.
 fn write_outputs(report: &Report) -> Result<(), String> {
     let dir = bench_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    let markdown = report::markdown(report);
     let json = serde_json::to_string_pretty(report).map_err(|e| format!("JSON: {e}"))?;
-    for (name, text) in [
-        ("failover.md", markdown.as_str()),
-        ("failover.json", json.as_str()),
-        ("failover.svg", report::svg(report).as_str()),
-    ] {
+    let texts = [report::markdown(report), json, report::svg(report)];
+    for (name, text) in OUTPUTS.iter().zip(texts) {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
-        eprintln!("bench-failover: wrote {}", path.display());
     }
-    println!("{markdown}");
     Ok(())
 }
 

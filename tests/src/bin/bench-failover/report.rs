@@ -163,9 +163,10 @@ pub(crate) fn markdown(report: &Report) -> String {
             let outage = runs.outage();
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {}/{} | {} | {} | {} | {} | {} |",
+                "| {} | {} (`{}`) | {} | {}/{} | {} | {} | {} | {} | {} |",
                 setting.system_name,
                 setting.label,
+                setting.id,
                 runs.fault.describe(),
                 runs.failovers.len(),
                 runs.runs,
@@ -208,9 +209,10 @@ pub(crate) fn markdown(report: &Report) -> String {
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} (`{}`) | {} | {} | {} | {} |",
             setting.system_name,
             setting.label,
+            setting.id,
             at(10),
             at(30),
             at(50),
@@ -345,10 +347,10 @@ fn colour(system: &str) -> &'static str {
     }
 }
 
-/// The SVG plot: one row per setting and fault, each run's outage as a dot on a log
+/// The SVG plot: one row per setting (by id) and fault, each run's outage as a dot on a log
 /// scale (1 ms to 100 s), the median as a bar.
 pub(crate) fn svg(report: &Report) -> String {
-    const LEFT: f64 = 430.0;
+    const LEFT: f64 = 260.0;
     const WIDTH: f64 = 560.0;
     const ROW: f64 = 22.0;
     const TOP: f64 = 40.0;
@@ -370,8 +372,8 @@ pub(crate) fn svg(report: &Report) -> String {
     let _ = writeln!(
         out,
         "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"20\" \
-         font-size=\"13\">Client-observed failover time per run (ms, log scale); bar: \
-         median. {}</text>",
+         font-size=\"13\">Client-observed failover time per run (log scale); bar: median; \
+         settings by id (see failover.md). {}</text>",
         xml(&report.date)
     );
     for decade in 0..=5 {
@@ -390,10 +392,9 @@ pub(crate) fn svg(report: &Report) -> String {
         let fill = colour(&setting.system_name);
         let _ = writeln!(
             out,
-            "<text x=\"10\" y=\"{:.1}\" fill=\"{fill}\">{} {}: {}</text>",
+            "<text x=\"10\" y=\"{:.1}\" fill=\"{fill}\">{}: {}</text>",
             y + 4.0,
-            xml(&setting.system_name),
-            xml(&setting.label),
+            xml(&setting.id),
             runs.fault.describe()
         );
         for outage in runs.outages() {
@@ -510,7 +511,9 @@ mod tests {
         let report = report(&[20.0, 30.0, 25.0]);
         let md = markdown(&report);
         assert!(
-            md.contains("| ours | x | node crash | 3/3 | 20.0 | 25.0 | 30.0 | 30.0 | - |"),
+            md.contains(
+                "| ours | x (`ours-5-fence`) | node crash | 3/3 | 20.0 | 25.0 | 30.0 | 30.0 | - |"
+            ),
             "{md}"
         );
         assert!(md.contains("```\na = 1\n```"), "{md}");

@@ -244,15 +244,24 @@ impl Cluster {
             System::Keepalived(_) => {
                 let dir = self.lab.dir().to_owned();
                 let name = NODES[node];
+                let pid_files = [
+                    dir.join(format!("keepalived-{name}.pid")),
+                    dir.join(format!("keepalived-vrrp-{name}.pid")),
+                ];
+                // A killed keepalived leaves its pid files, and its VRRP child may stay
+                // a zombie (nobody reaps orphans here): it would refuse to start.
+                for file in &pid_files {
+                    let _ = std::fs::remove_file(file);
+                }
                 let mut command = self.lab.on(node, "keepalived");
                 command
                     .args(["--dont-fork", "--log-console", "--log-detail", "--vrrp"])
                     .arg("--use-file")
                     .arg(keepalived_conf(&self.lab, node))
                     .arg("--pid")
-                    .arg(dir.join(format!("keepalived-{name}.pid")))
+                    .arg(&pid_files[0])
                     .arg("--vrrp_pid")
-                    .arg(dir.join(format!("keepalived-vrrp-{name}.pid")));
+                    .arg(&pid_files[1]);
                 self.peers[node] = Some(PeerProcess::spawn(command, "keepalived", &log)?);
             }
             System::Ucarp(settings) => {
