@@ -38,7 +38,8 @@ pub(crate) fn failover(cluster: &mut Cluster, fault: Fault) -> Result<Failover, 
     if !prober.answers_so_far().iter().any(|a| a.mac == old_mac) {
         prober.stop()?;
         return Err(format!(
-            "the client got no answer from the holder {} before the fault",
+            "spurious move or no answer: the client got no answer from the holder {} \
+             in the second before the fault",
             NODES[holder]
         ));
     }
@@ -66,6 +67,16 @@ pub(crate) fn failover(cluster: &mut Cluster, fault: Fault) -> Result<Failover, 
     }
     lab::pause(Duration::from_millis(300));
     let probes = prober.stop()?;
+    if let Some(early) = probes
+        .answers
+        .iter()
+        .find(|a| a.mac == new_mac && a.received_ns <= fault_ns)
+    {
+        return Err(format!(
+            "spurious move: {} answered request {} before the fault",
+            NODES[new], early.seq
+        ));
+    }
     let outage = probe::outage(&probes.answers, old_mac, new_mac)?;
     let detection_ms = match cluster.system {
         System::Ours { .. } => cluster.peer_lost_ms(new, fault_ns),
