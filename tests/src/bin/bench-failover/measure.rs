@@ -107,7 +107,7 @@ pub(crate) fn flapping(
     percent: u32,
     span: Duration,
 ) -> Result<Weather, String> {
-    cluster.single_holder(Duration::from_secs(60))?;
+    cluster.heal()?;
     let start = [cluster.vip_on(0), cluster.vip_on(1)];
     let watch = VipWatch::start(names(&cluster.lab), VIP)?;
     let ruleset = scenario::loss_ruleset(percent);
@@ -140,7 +140,7 @@ const STARVE_TAIL: Duration = Duration::from_secs(2);
 /// Busy loops on every core (threads of this process, ordinary priority) for `span`:
 /// VIP changes meanwhile and [`STARVE_TAIL`] after.
 pub(crate) fn starvation(cluster: &mut Cluster, span: Duration) -> Result<Weather, String> {
-    cluster.single_holder(Duration::from_secs(60))?;
+    cluster.heal()?;
     let start = [cluster.vip_on(0), cluster.vip_on(1)];
     let watch = VipWatch::start(names(&cluster.lab), VIP)?;
     let cores = std::thread::available_parallelism().map_or(2, usize::from);

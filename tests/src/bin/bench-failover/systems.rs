@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ha_tests::daemon::event_type;
-use ha_tests::lab::{self, LAN_V4, Lab, LabOptions, NODES, VIP};
+use ha_tests::lab::{self, LAN_V4, Lab, LabOptions, NODES, REPL_IF, VIP};
 use ha_tests::lan::Lan;
 use ha_tests::peers::{self, Keepalived, PeerProcess, Ucarp};
 use nix::sys::signal::Signal;
@@ -384,12 +384,21 @@ impl Cluster {
         }
     }
 
+    /// Whether both of `node`'s interfaces are administratively up.
+    fn links_up(&self, node: usize) -> bool {
+        [Lan::IF, REPL_IF].iter().all(|interface| {
+            let flags = self.lab.ns(node).ip(&["-o", "link", "show", interface]);
+            flags.contains("<UP") || flags.contains(",UP")
+        })
+    }
+
     /// Brings back every node that was faulted or whose system does not run, as after a
     /// reboot (the system stopped, the VIP gone, the links up, the system started
     /// again); the holder once steady.
     pub(crate) fn heal(&mut self) -> Result<usize, String> {
         for node in 0..2 {
-            if !self.faulted[node] && self.running(node) {
+            // Our power switch (the fence) takes a node's links down behind our back.
+            if !self.faulted[node] && self.running(node) && self.links_up(node) {
                 continue;
             }
             self.stop(node, Signal::SIGTERM);
