@@ -138,9 +138,9 @@ pub fn ucarp_down_script(prefix: u8) -> String {
     )
 }
 
-/// How long [`PeerProcess::stop`] waits for the tool to exit after the signal (ucarp
-/// ignores SIGTERM while it runs its down script).
-const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long [`PeerProcess::stop`] waits for the tool to exit after the signal before it
+/// kills the group.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A peer tool's process (and whatever it forks: keepalived's VRRP child, ucarp's
 /// scripts), in a process group of its own. Dropping it kills the group (SIGKILL).

@@ -30,7 +30,6 @@ use std::time::Duration;
 use clap::Parser;
 use ha_tests::Need;
 use ha_tests::lab;
-use nix::sys::signal::{SigSet, Signal};
 
 use report::{FaultRuns, Report, SettingResult};
 use systems::{Cluster, Fault, Setting};
@@ -62,6 +61,36 @@ struct Cli {
     no_full_group: bool,
 }
 
+/// Installs SIGINT and SIGTERM handlers on a thread of their own, which stops the
+/// benchmark on the first one ([`lab::interrupt`] makes the lab's next wait panic).
+fn watch_signals() -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| format!("signal runtime: {e}"))?;
+    let (mut interrupt, mut terminate) = runtime
+        .block_on(async {
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            ))
+        })
+        .map_err(|e| format!("installing signal handlers: {e}"))?;
+    std::thread::spawn(move || {
+        let name = runtime.block_on(async {
+            tokio::select! {
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            }
+        });
+        eprintln!("bench-failover: {name}: stopping and cleaning up");
+        INTERRUPTED.store(true, Ordering::Relaxed);
+        lab::interrupt();
+    });
+    Ok(())
+}
+
 /// Set when the operator interrupts: a panic then ends the whole benchmark.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -75,35 +104,17 @@ fn main() -> ExitCode {
         eprintln!("bench-failover: unknown setting `{unknown}`; known: {known:?}");
         return ExitCode::FAILURE;
     }
-    let mut needs = vec![Need::Root, Need::EbpfObject, Need::DaemonBinary];
-    needs.extend(
-        [
-            "nsenter",
-            "fusermount3",
-            "mkfs.ext4",
-            "lxc-create",
-            "nft",
-            "keepalived",
-            "ucarp",
-            "arping",
-        ]
-        .map(Need::Program),
-    );
+    let mut needs = lab::NEEDS.to_vec();
+    needs.extend(["keepalived", "ucarp", "arping"].map(Need::Program));
     if !ha_tests::require("bench-failover", &needs) {
         return ExitCode::FAILURE;
     }
-    let signals = SigSet::from_iter([Signal::SIGINT, Signal::SIGTERM]);
-    if let Err(e) = signals.thread_block() {
-        eprintln!("bench-failover: blocking signals: {e}");
+    // Handlers, not a blocked mask: a mask would be inherited by every program started
+    // (keepalived and ucarp would ignore SIGTERM).
+    if let Err(e) = watch_signals() {
+        eprintln!("bench-failover: {e}");
         return ExitCode::FAILURE;
     }
-    std::thread::spawn(move || {
-        if let Ok(signal) = signals.wait() {
-            eprintln!("bench-failover: {signal}: stopping and cleaning up");
-            INTERRUPTED.store(true, Ordering::Relaxed);
-            lab::interrupt();
-        }
-    });
     let outcome = std::panic::catch_unwind(|| run(&cli));
     let _ = std::io::stdout().flush();
     match outcome {
