@@ -98,6 +98,9 @@ pub(crate) struct Weather {
     pub(crate) span_s: u64,
     /// VIP gains and losses on the nodes, and time on both.
     pub(crate) changes: VipChanges,
+    /// Our daemons' `peer_lost` events meanwhile (ours only): false alarms, each one
+    /// a takeover or a fence of the other node.
+    pub(crate) peer_lost: Option<usize>,
 }
 
 /// Random loss of `percent` % of what both nodes send on both links (the lab's loss
@@ -110,6 +113,7 @@ pub(crate) fn flapping(
     cluster.heal()?;
     let start = [cluster.vip_on(0), cluster.vip_on(1)];
     let watch = VipWatch::start(names(&cluster.lab), VIP)?;
+    let start_ns = monotonic_ns();
     let ruleset = scenario::loss_ruleset(percent);
     for node in 0..2 {
         ha_tests::nft::load(cluster.lab.ns(node), &ruleset);
@@ -131,6 +135,7 @@ pub(crate) fn flapping(
         loss_percent: Some(percent),
         span_s: span.as_secs(),
         changes: vip_changes(start, &events, end_ns),
+        peer_lost: cluster.peer_losses(start_ns, end_ns),
     })
 }
 
@@ -143,6 +148,7 @@ pub(crate) fn starvation(cluster: &mut Cluster, span: Duration) -> Result<Weathe
     cluster.heal()?;
     let start = [cluster.vip_on(0), cluster.vip_on(1)];
     let watch = VipWatch::start(names(&cluster.lab), VIP)?;
+    let start_ns = monotonic_ns();
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
     let until = Instant::now() + span;
     let spinners: Vec<_> = (0..cores)
@@ -164,6 +170,7 @@ pub(crate) fn starvation(cluster: &mut Cluster, span: Duration) -> Result<Weathe
         loss_percent: None,
         span_s: span.as_secs(),
         changes: vip_changes(start, &watch.events(), end_ns),
+        peer_lost: cluster.peer_losses(start_ns, end_ns),
     })
 }
 

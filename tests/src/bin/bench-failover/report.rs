@@ -195,7 +195,7 @@ pub(crate) fn markdown(report: &Report) -> String {
     md.push_str(
         "\n### Flapping (random loss on the heartbeat path) and starvation\n\n\
          VIP gains on the nodes (takeovers) during the stretch; in brackets, time with the \
-         VIP on both nodes.\n\n\
+         VIP on both nodes and, for ours, `peer_lost` events (false alarms).\n\n\
          | system | setting | 10 % loss | 30 % loss | 50 % loss | busy loops on every core |\n\
          |---|---|---|---|---|---|\n",
     );
@@ -264,8 +264,11 @@ pub(crate) fn markdown(report: &Report) -> String {
 }
 
 fn weather_cell(weather: &Weather) -> String {
+    let lost = weather
+        .peer_lost
+        .map_or_else(String::new, |n| format!("; {n} peer lost"));
     format!(
-        "{} ({:.0} ms)",
+        "{} ({:.0} ms{lost})",
         weather.changes.gained, weather.changes.both_ms
     )
 }

@@ -426,6 +426,33 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// `peer_lost` events both our daemons reported between `since_ns` and `until_ns`
+    /// (`None` for the other systems, which have no event stream).
+    pub(crate) fn peer_losses(&mut self, since_ns: u64, until_ns: u64) -> Option<usize> {
+        if !matches!(self.system, System::Ours { .. }) {
+            return None;
+        }
+        let mut count = 0;
+        for node in 0..2 {
+            let Some(daemon) = self.lab.daemon(node) else {
+                continue;
+            };
+            count += daemon
+                .collect_all()
+                .iter()
+                .filter(|line| {
+                    line["monotonic_ns"]
+                        .as_u64()
+                        .is_some_and(|ns| (since_ns..=until_ns).contains(&ns))
+                })
+                .filter(|line| event_type(line) == Some("peer_lost"))
+                .count();
+        }
+        Some(count)
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         for node in 0..2 {
