@@ -245,7 +245,7 @@ pub(crate) fn markdown(report: &Report) -> String {
     if !failures.is_empty() {
         md.push_str("\n### Failed runs\n\n");
         for failure in failures {
-            let _ = writeln!(md, "- {failure}");
+            let _ = writeln!(md, "- {}", failure.replace('\n', " "));
         }
     }
     md.push_str("\n### Exact configurations\n\n");
