@@ -34,6 +34,7 @@ pub mod mountns;
 pub mod netns;
 pub mod nft;
 pub mod packet;
+pub mod peers;
 pub mod prog_test;
 pub mod topology;
 pub mod witness;

@@ -9,7 +9,9 @@
 //!   container and the VIP; a client; a witness), a scenario (default: crash of the
 //!   primary), then everything removed; `lab down` stops a lab kept with `--keep`.
 //! - `bench`: the per-packet cost of the XDP program (BPF_PROG_TEST_RUN), then detection
-//!   latency over repeated link cuts and the daemon's CPU and memory, at 1, 5 and 10 ms.
+//!   latency over repeated link cuts and the daemon's CPU and memory, at 1, 5 and 10 ms,
+//!   then failover, flapping and starvation side by side with keepalived and ucarp
+//!   (`bench --runs N --flap-s S ...`: arguments for `bench-failover`).
 
 mod packages;
 mod toolchain;
@@ -45,8 +47,14 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Measure the XDP program's cost per packet, detection latency and daemon cost.
-    Bench,
+    /// Measure the XDP program's cost per packet, detection latency and daemon cost,
+    /// then failover, flapping and starvation against keepalived and ucarp.
+    Bench {
+        /// Arguments for the comparison (`bench-failover --help`): `--runs N`,
+        /// `--flap-s S`, `--starve-s S`, `--only ID,...`, `--no-weather`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -119,9 +127,10 @@ fn run(task: Task) -> anyhow::Result<()> {
             run.extend(args.iter().map(String::as_str));
             cargo(&run)
         }
-        Task::Bench => {
+        Task::Bench { args } => {
             require_root("the benchmarks (BPF_PROG_TEST_RUN, network namespaces)")?;
             packages::ensure(packages::TEST)?;
+            packages::ensure(packages::BENCH)?;
             toolchain::ensure_ebpf_toolchain()?;
             cargo(&[
                 "run",
@@ -141,7 +150,21 @@ fn run(task: Task) -> anyhow::Result<()> {
                 "ha-tests",
                 "--bin",
                 "bench-detection",
-            ])
+            ])?;
+            // Side by side with keepalived and ucarp in the lab (which finds the DRBD
+            // emulator next to itself); writes target/bench/failover.{md,json,svg}.
+            cargo(&["build", "--release", "--package", "ha-tests", "--bins"])?;
+            let mut run = vec![
+                "run",
+                "--release",
+                "--package",
+                "ha-tests",
+                "--bin",
+                "bench-failover",
+                "--",
+            ];
+            run.extend(args.iter().map(String::as_str));
+            cargo(&run)
         }
     }
 }

@@ -22,6 +22,11 @@ pub(crate) const TEST: &[&str] = &[
     "resource-agents",
 ];
 
+/// What `cargo xtask bench` adds to [`TEST`] for the side-by-side comparison: the
+/// tools operators use today (keepalived's VRRP, ucarp's CARP) and `arping` (the
+/// gratuitous ARP of ucarp's up script).
+pub(crate) const BENCH: &[&str] = &["keepalived", "ucarp", "arping"];
+
 /// Installs the packages in `wanted` that are not installed yet.
 pub(crate) fn ensure(wanted: &[&str]) -> anyhow::Result<()> {
     let missing: Vec<&str> = wanted

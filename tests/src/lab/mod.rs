@@ -125,6 +125,10 @@ pub struct LabOptions {
     /// [`Lab::stall_file`] of the node exists, holds a successful `primary` there (after
     /// touching [`Lab::promoted_file`]): a takeover stopped between promote and mount.
     pub stall_after_promote: bool,
+    /// The group is only the `vip` member (the storage and the container are still
+    /// built, but no daemon manages them): the topology the benchmarks compare with
+    /// keepalived and ucarp, which manage nothing but the address.
+    pub vip_only: bool,
 }
 
 impl Default for LabOptions {
@@ -140,6 +144,7 @@ impl Default for LabOptions {
             release_timeout_ms: 10_000,
             startup_wait_ms: 5000,
             stall_after_promote: false,
+            vip_only: false,
         }
     }
 }
@@ -472,26 +477,18 @@ impl Lab {
                 addresses[node], addresses[peer]
             );
         }
+        let _ = write!(toml, "\n[group]\nmonitor_interval_ms = 500\n");
+        if !options.vip_only {
+            self.write_storage_members(&mut toml, node, &drbdadm);
+        }
         let _ = write!(
             toml,
-            "\n[group]\nmonitor_interval_ms = 500\n\n\
-             [[resource]]\nname = \"data\"\nagent = \"drbd\"\ndrbd_resource = \"r0\"\n\
-             drbdadm = \"{}\"\ndrbdsetup = \"{}\"\n\n\
-             [[resource]]\nname = \"fs\"\nagent = \"mount\"\ndevice = \"{}\"\n\
-             mountpoint = \"{}\"\nfstype = \"ext4\"\noptions = [\"noatime\"]\n\n\
-             [[resource]]\nname = \"{CONTAINER}\"\nagent = \"lxc\"\ncontainer = \"{CONTAINER}\"\n\
-             lxcpath = \"{}\"\n\n\
-             [[resource]]\nname = \"vip\"\nagent = \"vip\"\ninterface = \"{}\"\n\
+            "\n[[resource]]\nname = \"vip\"\nagent = \"vip\"\ninterface = \"{}\"\n\
              address = \"{VIP}/{}\"\n\n\
              [cluster]\nwitness = [\"{WITNESS}\"]\nepoch_file = \"{}\"\n\
              isolation_timeout_ms = {}\nacquire_timeout_ms = {}\nrelease_timeout_ms = {}\n\
              startup_wait_ms = {}\n\
              witness_interval_ms = 200\nwitness_timeout_ms = 100\n",
-            drbdadm.display(),
-            drbd.drbdsetup_path().display(),
-            drbd.device().display(),
-            self.mountpoint().display(),
-            self.lxcpath().display(),
             Lan::IF,
             Lan::PREFIX_V4,
             dir.join(format!("{name}.epoch")).display(),
@@ -508,6 +505,25 @@ impl Lab {
             );
         }
         toml
+    }
+
+    /// The members under the VIP: DRBD, its filesystem and the container.
+    fn write_storage_members(&self, toml: &mut String, node: usize, drbdadm: &Path) {
+        let drbd = &self.storage[node];
+        let _ = write!(
+            toml,
+            "\n[[resource]]\nname = \"data\"\nagent = \"drbd\"\ndrbd_resource = \"r0\"\n\
+             drbdadm = \"{}\"\ndrbdsetup = \"{}\"\n\n\
+             [[resource]]\nname = \"fs\"\nagent = \"mount\"\ndevice = \"{}\"\n\
+             mountpoint = \"{}\"\nfstype = \"ext4\"\noptions = [\"noatime\"]\n\n\
+             [[resource]]\nname = \"{CONTAINER}\"\nagent = \"lxc\"\ncontainer = \"{CONTAINER}\"\n\
+             lxcpath = \"{}\"\n",
+            drbdadm.display(),
+            drbd.drbdsetup_path().display(),
+            drbd.device().display(),
+            self.mountpoint().display(),
+            self.lxcpath().display(),
+        );
     }
 
     /// Writes the power switch of `node`: a script its peer's daemon runs as its fence

@@ -663,11 +663,11 @@ impl fmt::Display for Weathered {
     }
 }
 
-/// Random loss of `percent` % of every packet both nodes send on both links (nftables,
-/// output hook: lost before the peer's XDP sees it) for `span`.
-pub fn loss(lab: &mut Lab, percent: u32, span: Duration) -> Result<Weathered, String> {
-    let expected = Roles::now(lab);
-    let ruleset = format!(
+/// The nftables table `inet halab` that drops `percent` % of every packet a node sends
+/// on both links (output hook: lost before the peer's XDP sees it). Removed with
+/// `nft delete table inet halab`.
+pub fn loss_ruleset(percent: u32) -> String {
+    format!(
         "table inet halab {{\n\
             chain output {{\n\
                 type filter hook output priority 0; policy accept;\n\
@@ -676,7 +676,14 @@ pub fn loss(lab: &mut Lab, percent: u32, span: Duration) -> Result<Weathered, St
         }}\n",
         crate::lan::Lan::IF,
         super::REPL_IF
-    );
+    )
+}
+
+/// Random loss of `percent` % of every packet both nodes send on both links (nftables,
+/// output hook: lost before the peer's XDP sees it) for `span`.
+pub fn loss(lab: &mut Lab, percent: u32, span: Duration) -> Result<Weathered, String> {
+    let expected = Roles::now(lab);
+    let ruleset = loss_ruleset(percent);
     let since = monotonic_ns();
     for node in 0..2 {
         crate::nft::load(lab.ns(node), &ruleset);
