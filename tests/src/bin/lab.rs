@@ -61,7 +61,7 @@ fn main() -> ExitCode {
     // Ctrl-C and SIGTERM are taken by a thread that asks the lab to give up; the
     // unwinding scenario then removes everything. (Handlers, not a blocked mask: a mask
     // would be inherited by every program the lab starts.)
-    if let Err(e) = watch_signals() {
+    if let Err(e) = lab::watch_signals("lab") {
         eprintln!("lab: {e}");
         return ExitCode::FAILURE;
     }
@@ -83,35 +83,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Installs SIGINT and SIGTERM handlers on a thread of their own, which calls
-/// [`lab::interrupt`] on the first one.
-fn watch_signals() -> Result<(), String> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .map_err(|e| format!("signal runtime: {e}"))?;
-    let (mut interrupt, mut terminate) = runtime
-        .block_on(async {
-            Ok::<_, std::io::Error>((
-                signal(SignalKind::interrupt())?,
-                signal(SignalKind::terminate())?,
-            ))
-        })
-        .map_err(|e| format!("installing signal handlers: {e}"))?;
-    std::thread::spawn(move || {
-        let name = runtime.block_on(async {
-            tokio::select! {
-                _ = interrupt.recv() => "SIGINT",
-                _ = terminate.recv() => "SIGTERM",
-            }
-        });
-        eprintln!("lab: {name}: stopping and cleaning up");
-        lab::interrupt();
-    });
-    Ok(())
 }
 
 fn run(cli: &Cli) -> Result<(), String> {

@@ -91,9 +91,44 @@ pub fn interrupt() {
     INTERRUPTED.store(true, Ordering::Relaxed);
 }
 
+/// Whether the lab was interrupted.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
 /// Panics when the lab was interrupted.
 fn check_interrupted() {
-    assert!(!INTERRUPTED.load(Ordering::Relaxed), "interrupted");
+    assert!(!interrupted(), "interrupted");
+}
+
+/// Installs SIGINT and SIGTERM handlers on a thread of their own, which says so on
+/// stderr (as `tool`) and calls [`interrupt`] on the first one. Handlers, not a blocked
+/// mask: a mask would be inherited by every program the lab starts.
+pub fn watch_signals(tool: &'static str) -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| format!("signal runtime: {e}"))?;
+    let (mut sigint, mut sigterm) = runtime
+        .block_on(async {
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            ))
+        })
+        .map_err(|e| format!("installing signal handlers: {e}"))?;
+    std::thread::spawn(move || {
+        let name = runtime.block_on(async {
+            tokio::select! {
+                _ = sigint.recv() => "SIGINT",
+                _ = sigterm.recv() => "SIGTERM",
+            }
+        });
+        eprintln!("{tool}: {name}: stopping and cleaning up");
+        interrupt();
+    });
+    Ok(())
 }
 
 /// Sleeps for `span`, giving up when the lab is interrupted.

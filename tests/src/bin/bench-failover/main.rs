@@ -24,7 +24,6 @@ mod systems;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
@@ -61,39 +60,6 @@ struct Cli {
     no_full_group: bool,
 }
 
-/// Installs SIGINT and SIGTERM handlers on a thread of their own, which stops the
-/// benchmark on the first one ([`lab::interrupt`] makes the lab's next wait panic).
-fn watch_signals() -> Result<(), String> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .map_err(|e| format!("signal runtime: {e}"))?;
-    let (mut interrupt, mut terminate) = runtime
-        .block_on(async {
-            Ok::<_, std::io::Error>((
-                signal(SignalKind::interrupt())?,
-                signal(SignalKind::terminate())?,
-            ))
-        })
-        .map_err(|e| format!("installing signal handlers: {e}"))?;
-    std::thread::spawn(move || {
-        let name = runtime.block_on(async {
-            tokio::select! {
-                _ = interrupt.recv() => "SIGINT",
-                _ = terminate.recv() => "SIGTERM",
-            }
-        });
-        eprintln!("bench-failover: {name}: stopping and cleaning up");
-        INTERRUPTED.store(true, Ordering::Relaxed);
-        lab::interrupt();
-    });
-    Ok(())
-}
-
-/// Set when the operator interrupts: a panic then ends the whole benchmark.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
 /// Loss levels of the flapping part, %.
 const LOSS_PERCENT: [u32; 3] = [10, 30, 50];
 
@@ -111,7 +77,7 @@ fn main() -> ExitCode {
     }
     // Handlers, not a blocked mask: a mask would be inherited by every program started
     // (keepalived and ucarp would ignore SIGTERM).
-    if let Err(e) = watch_signals() {
+    if let Err(e) = lab::watch_signals("bench-failover") {
         eprintln!("bench-failover: {e}");
         return ExitCode::FAILURE;
     }
@@ -181,7 +147,7 @@ fn measure_setting(setting: &Setting, cli: &Cli) -> SettingResult {
         measure_into(&mut result, setting, cli);
     }));
     if let Err(panic) = outcome {
-        if INTERRUPTED.load(Ordering::Relaxed) {
+        if lab::interrupted() {
             std::panic::resume_unwind(panic);
         }
         let message = panic
