@@ -115,56 +115,22 @@ fn run(task: Task) -> anyhow::Result<()> {
                 // The lab finds the DRBD emulator next to itself.
                 cargo(&["build", "--release", "--package", "ha-tests", "--bins"])?;
             }
-            let mut run = vec![
-                "run",
-                "--release",
-                "--package",
-                "ha-tests",
-                "--bin",
-                "lab",
-                "--",
-            ];
-            run.extend(args.iter().map(String::as_str));
-            cargo(&run)
+            run_tool("lab", &args)
         }
         Task::Bench { args } => {
             require_root("the benchmarks (BPF_PROG_TEST_RUN, network namespaces)")?;
             packages::ensure(packages::TEST)?;
             packages::ensure(packages::BENCH)?;
             toolchain::ensure_ebpf_toolchain()?;
-            cargo(&[
-                "run",
-                "--release",
-                "--package",
-                "ha-tests",
-                "--bin",
-                "bench-xdp",
-            ])?;
+            run_tool("bench-xdp", &[])?;
             // Detection latency and daemon cost: two release daemons in namespaces (the
             // bench finds target/release/ha-daemon next to itself).
             cargo(&["build", "--release", "--package", "ha-daemon", "--bins"])?;
-            cargo(&[
-                "run",
-                "--release",
-                "--package",
-                "ha-tests",
-                "--bin",
-                "bench-detection",
-            ])?;
+            run_tool("bench-detection", &[])?;
             // Side by side with keepalived and ucarp in the lab (which finds the DRBD
             // emulator next to itself); writes target/bench/failover.{md,json,svg}.
             cargo(&["build", "--release", "--package", "ha-tests", "--bins"])?;
-            let mut run = vec![
-                "run",
-                "--release",
-                "--package",
-                "ha-tests",
-                "--bin",
-                "bench-failover",
-                "--",
-            ];
-            run.extend(args.iter().map(String::as_str));
-            cargo(&run)
+            run_tool("bench-failover", &args)
         }
     }
 }
@@ -203,6 +169,21 @@ fn require_root(what: &str) -> anyhow::Result<()> {
         bail!("{what} must run as root (try: sudo -E cargo xtask ...)");
     }
     Ok(())
+}
+
+/// Runs the release build of the ha-tests binary `bin` with `args`.
+fn run_tool(bin: &str, args: &[String]) -> anyhow::Result<()> {
+    let mut run = vec![
+        "run",
+        "--release",
+        "--package",
+        "ha-tests",
+        "--bin",
+        bin,
+        "--",
+    ];
+    run.extend(args.iter().map(String::as_str));
+    cargo(&run)
 }
 
 /// Runs `cargo ARGS` (the cargo that runs xtask) and fails when it fails.
