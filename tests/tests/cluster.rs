@@ -14,7 +14,10 @@ use ha_tests::{
     Need,
     cluster::write_configs,
     daemon::{self, Daemon, TempDir},
-    drbd_emu::{config::EmuConfig, node::EmuNode},
+    drbd_emu::{
+        config::EmuConfig,
+        node::{EmuNode, up_to_date_pair},
+    },
     netns::NetNs,
     topology::TwoNodes,
     witness::WitnessLan,
@@ -339,13 +342,7 @@ fn drbd_pair(nodes: &TwoNodes) -> Vec<EmuNode> {
     };
     let a = EmuNode::start("a", config(&nodes.a, TwoNodes::A_V4, TwoNodes::B_V4));
     let b = EmuNode::start("b", config(&nodes.b, TwoNodes::B_V4, TwoNodes::A_V4));
-    for node in [&a, &b] {
-        node.adm_ok(&["create-md", "--force", "r0"]);
-        node.adm_ok(&["up", "r0"]);
-    }
-    a.wait_for("cstate", "Connected", Duration::from_secs(5));
-    a.adm_ok(&["--", "--clear-bitmap", "new-current-uuid", "r0"]);
-    b.wait_for("dstate", "UpToDate/UpToDate", Duration::from_secs(5));
+    up_to_date_pair(&a, &b, Duration::from_secs(5));
     vec![a, b]
 }
 

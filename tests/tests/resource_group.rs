@@ -21,7 +21,7 @@ use ha_tests::{
     daemon::{Daemon, TempDir},
     drbd_emu::{
         config::EmuConfig,
-        node::{EmuNode, is_mounted},
+        node::{EmuNode, is_mounted, up_to_date_pair},
     },
     netns::NetNs,
     run,
@@ -67,13 +67,7 @@ impl Storage {
     fn new(nodes: &TwoNodes, dir: &TempDir) -> Self {
         let a = EmuNode::start("a", emu_config(&nodes.a, TwoNodes::A_V4, TwoNodes::B_V4));
         let b = EmuNode::start("b", emu_config(&nodes.b, TwoNodes::B_V4, TwoNodes::A_V4));
-        for node in [&a, &b] {
-            node.adm_ok(&["create-md", "--force", "r0"]);
-            node.adm_ok(&["up", "r0"]);
-        }
-        a.wait_for("cstate", "Connected", Duration::from_secs(5));
-        a.adm_ok(&["--", "--clear-bitmap", "new-current-uuid", "r0"]);
-        b.wait_for("dstate", "UpToDate/UpToDate", Duration::from_secs(5));
+        up_to_date_pair(&a, &b, Duration::from_secs(5));
         let mountpoint = dir.path().join("data");
         std::fs::create_dir_all(&mountpoint).expect("create mountpoint");
         let storage = Self {

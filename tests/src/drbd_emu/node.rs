@@ -190,6 +190,19 @@ impl EmuNode {
     }
 }
 
+/// Brings `a` and `b` up as a fresh pair: metadata created, both up, connected, and
+/// both UpToDate without an initial sync (`--clear-bitmap new-current-uuid` on `a`),
+/// both Secondary. Panics when a step fails or takes longer than `limit`.
+pub fn up_to_date_pair(a: &EmuNode, b: &EmuNode, limit: Duration) {
+    for node in [a, b] {
+        node.adm_ok(&["create-md", "--force", "r0"]);
+        node.adm_ok(&["up", "r0"]);
+    }
+    a.wait_for("cstate", "Connected", limit);
+    a.adm_ok(&["--", "--clear-bitmap", "new-current-uuid", "r0"]);
+    b.wait_for("dstate", "UpToDate/UpToDate", limit);
+}
+
 fn run_tool(path: &Path, args: &[&str]) -> Output {
     Command::new(path)
         .args(args)

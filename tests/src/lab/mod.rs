@@ -42,7 +42,7 @@ use serde_json::Value;
 use crate::bpffs::BpfFs;
 use crate::daemon::{self, Daemon, TempDir};
 use crate::drbd_emu::config::EmuConfig;
-use crate::drbd_emu::node::EmuNode;
+use crate::drbd_emu::node::{EmuNode, up_to_date_pair};
 use crate::lan::Lan;
 use crate::mountns::MountNs;
 use crate::netns::NetNs;
@@ -735,13 +735,7 @@ fn back_to_back(a: &NetNs, b: &NetNs) {
 /// Both DRBD nodes up, connected and UpToDate, with an ext4 filesystem holding the
 /// busybox container; left with both Secondary and nothing mounted.
 fn prepare_storage(storage: &[EmuNode; 2], mountpoint: &Path) {
-    for node in storage {
-        node.adm_ok(&["create-md", "--force", "r0"]);
-        node.adm_ok(&["up", "r0"]);
-    }
-    storage[0].wait_for("cstate", "Connected", Duration::from_secs(10));
-    storage[0].adm_ok(&["--", "--clear-bitmap", "new-current-uuid", "r0"]);
-    storage[1].wait_for("dstate", "UpToDate/UpToDate", Duration::from_secs(10));
+    up_to_date_pair(&storage[0], &storage[1], Duration::from_secs(10));
     storage[0].adm_ok(&["primary", "r0"]);
     let device = storage[0].device();
     let device = device.to_str().expect("utf-8 path");
